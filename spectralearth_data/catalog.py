@@ -1,0 +1,423 @@
+"""Typed access to the facts in ``catalogs/``: sensors, sources and regions.
+
+Sensor facts live only in ``catalogs/sensors/<name>.yaml``; this module turns them into frozen
+pydantic models once, at the edge. A malformed file raises :class:`CatalogError` naming the file
+and the field (``catalogs/sensors/enmap.yaml: bands.3.wavelength_nm: ...``).
+
+Large band tables (hyperspectral products) may live in a CSV next to the YAML
+(``band_table: ../band_tables/enmap.csv``) with columns ``name, wavelength_nm, fwhm_nm`` and
+optionally ``usable``; per-band numeric defaults come from the product's ``band_defaults``.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import CatalogError
+from .masks import MaskFlag
+
+#: Environment variable that points at another catalogs/ folder (e.g. in a container image).
+CATALOG_ENV = "SPECTRALEARTH_CATALOGS"
+
+#: The cell size the per-product ``patch_px`` values refer to (DESIGN.md, "The grid").
+DEFAULT_CELL_M = 3840
+
+
+def catalog_root() -> Path:
+    """The ``catalogs/`` folder: ``$SPECTRALEARTH_CATALOGS`` or the one beside the package."""
+    env = os.environ.get(CATALOG_ENV)
+    root = Path(env) if env else Path(__file__).resolve().parent.parent / "catalogs"
+    if not (root / "sensors").is_dir():
+        raise CatalogError(f"{root}: no sensors/ folder; set {CATALOG_ENV} to a catalogs/ folder")
+    return root
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+DType = Literal["uint8", "uint16", "int16", "int32", "float32", "float64"]
+ProductKind = Literal["hsi", "multispectral", "thermal", "sar"]
+
+
+class BandSpec(_Frozen):
+    """One band of a product, with physical-unit conversion ``value = dn * scale + offset``."""
+
+    name: str = Field(description="Canonical band name, unique within the product (e.g. B04, band_057)")
+    asset: str | None = Field(
+        None,
+        description="Asset key holding this band when each band is its own asset (COG per band); "
+        "None when the band is a layer of the product's cube asset",
+    )
+    index: int | None = Field(None, ge=0, description="0-based band index inside a cube asset")
+    common_name: str | None = Field(None, description="STAC eo common name (red, nir, swir16, vv ...)")
+    wavelength_nm: float | None = Field(None, gt=0, description="Centre wavelength in nm (None for SAR)")
+    fwhm_nm: float | None = Field(None, gt=0, description="Full width at half maximum in nm")
+    wavelength_source: str | None = Field(None, description="Where the wavelength/FWHM values come from")
+    polarisation: str | None = Field(None, description="SAR polarisation (VV, VH, HH, HV)")
+    unit: str = Field("reflectance", description="Physical unit after scale/offset")
+    dtype: DType = Field(description="Native data type in the source and in the store")
+    scale: float = Field(1.0, description="Multiply the stored number by this ...")
+    offset: float = Field(0.0, description="... then add this to get the physical value")
+    nodata: float | None = Field(None, description="Native fill value (None: no fill value)")
+    valid_range: tuple[float, float] = Field(description="Valid native (stored) values, inclusive")
+    usable: bool = Field(True, description="False for bands dropped from the model input")
+
+    @model_validator(mode="after")
+    def _check(self) -> "BandSpec":
+        lo, hi = self.valid_range
+        if lo > hi:
+            raise ValueError(f"valid_range {self.valid_range} has min > max")
+        if (self.wavelength_nm is None) != (self.fwhm_nm is None):
+            raise ValueError("wavelength_nm and fwhm_nm must be given together")
+        return self
+
+
+class QAClass(_Frozen):
+    """One QA value, bit or layer and the mask flags it sets."""
+
+    value: int | None = Field(None, description="Class value (kind=classes)")
+    bit: int | None = Field(None, ge=0, le=31, description="Bit position (kind=bits)")
+    layer: str | None = Field(None, description="Layer/asset name (kind=layers)")
+    meaning: str = Field(description="What the provider documents for it")
+    flags: tuple[str, ...] = Field((), description="Our mask flags it sets (see masks.MaskFlag)")
+
+    @field_validator("flags")
+    @classmethod
+    def _known_flags(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            MaskFlag.from_name(name)
+        return v
+
+    @property
+    def mask_bits(self) -> int:
+        bits = 0
+        for name in self.flags:
+            bits |= int(MaskFlag.from_name(name))
+        return bits
+
+
+class QASpec(_Frozen):
+    """How the product's QA/cloud-mask asset maps onto :class:`MaskFlag` bits."""
+
+    asset: str = Field(description="Asset key of the QA layer (or the mask group for EMIT)")
+    kind: Literal["classes", "bits", "layers"] = Field(
+        description="classes: one value per pixel (S2 SCL); bits: bit flags (Landsat QA_PIXEL); "
+        "layers: one 0/1 layer per condition (EMIT mask, EnMAP quality layers)"
+    )
+    dtype: DType = Field("uint8", description="Native dtype of the QA layer")
+    resampling: Literal["nearest"] = "nearest"
+    entries: tuple[QAClass, ...] = Field(description="The documented values/bits/layers")
+    reference: str = Field(description="Document that defines the QA values")
+
+    @model_validator(mode="after")
+    def _check_entries(self) -> "QASpec":
+        key = {"classes": "value", "bits": "bit", "layers": "layer"}[self.kind]
+        for i, e in enumerate(self.entries):
+            if getattr(e, key) is None:
+                raise ValueError(f"entries.{i}: kind={self.kind} needs '{key}'")
+        return self
+
+
+class LicenceSpec(_Frozen):
+    id: str = Field(description="Short licence id (e.g. CC-BY-4.0, copernicus-open, public-domain)")
+    redistributable: bool = Field(description="May patches be shipped in a public export?")
+    attribution: str = Field(description="Attribution line required by the licence")
+    url: str | None = None
+
+
+class ProviderSpec(_Frozen):
+    """Where a product is found: a source name from sources.yaml plus its collection."""
+
+    source: str = Field(description="A name in catalogs/sources.yaml")
+    collection: str | None = Field(None, description="STAC collection id")
+    short_name: str | None = Field(None, description="CMR short name (Earthdata)")
+    provider: str | None = Field(None, description="CMR provider id, e.g. LPCLOUD")
+    asset_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Our band/QA asset name -> this provider's asset key, where they differ",
+    )
+    query: dict[str, Any] = Field(default_factory=dict, description="Extra STAC query filters")
+    cloud_cover_property: str | None = Field("eo:cloud_cover", description="Cloud-cover property")
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _has_id(self) -> "ProviderSpec":
+        if self.collection is None and self.short_name is None and self.source not in {"local", "demo"}:
+            raise ValueError("a provider needs 'collection' or 'short_name'")
+        return self
+
+
+class SensorSpec(_Frozen):
+    """Everything the pipeline knows about one product (one file in catalogs/sensors/)."""
+
+    name: str = Field(description="Product name used everywhere: enmap, emit, desis, s2, landsat, lst, s1")
+    title: str
+    kind: ProductKind
+    platform: str = Field(description="Satellite(s)/instrument")
+    gsd_m: float = Field(gt=0, description="Native ground sampling distance in metres")
+    patch_px: int = Field(gt=0, description="Patch size in pixels for the default 3840 m cell")
+    data_asset: str | None = Field(
+        None, description="Asset key of the cube when all bands are in one asset (HSI)"
+    )
+    bands: tuple[BandSpec, ...]
+    qa: QASpec | None = Field(None, description="QA/cloud mask; None where the product has none (S1)")
+    licence: LicenceSpec
+    providers: tuple[ProviderSpec, ...]
+    time_window_days: float = Field(30, gt=0, description="Default co-location window (+/- days)")
+    references: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> "SensorSpec":
+        names = [b.name for b in self.bands]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"bands: duplicate band names {dupes}")
+        if DEFAULT_CELL_M / self.gsd_m != self.patch_px:
+            raise ValueError(
+                f"patch_px: {self.patch_px} px x {self.gsd_m} m != the default cell of {DEFAULT_CELL_M} m"
+            )
+        if self.kind == "hsi":
+            wl = [b.wavelength_nm for b in self.bands]
+            if any(w is None for w in wl):
+                raise ValueError("bands: every hyperspectral band needs wavelength_nm and fwhm_nm")
+            if any(b <= a for a, b in zip(wl, wl[1:])):  # type: ignore[operator]
+                raise ValueError("bands: wavelengths must be strictly increasing")
+        return self
+
+    @property
+    def usable_bands(self) -> tuple[BandSpec, ...]:
+        return tuple(b for b in self.bands if b.usable)
+
+    def patch_px_for(self, cell_m: float) -> int:
+        """Patch size in pixels for a cell of ``cell_m`` metres (must be a multiple of the GSD)."""
+        n = cell_m / self.gsd_m
+        if n != int(n) or n < 1:
+            raise CatalogError(f"cell size {cell_m} m is not a multiple of {self.name}'s {self.gsd_m} m GSD")
+        return int(n)
+
+    def provider(self, source: str) -> ProviderSpec:
+        for p in self.providers:
+            if p.source == source:
+                return p
+        have = ", ".join(p.source for p in self.providers)
+        raise CatalogError(f"sensor {self.name!r} has no provider for source {source!r} (has: {have})")
+
+
+class SourceSpec(_Frozen):
+    """One entry of catalogs/sources.yaml."""
+
+    name: str
+    kind: Literal["stac-api", "cmr", "local", "demo"]
+    url: str | None = Field(None, description="API root (STAC) or CMR search root")
+    auth: Literal["none", "planetary-computer", "earthdata"] = "none"
+    supports_query: bool = Field(False, description="Server-side query/filter (else client side)")
+    page_size: int = Field(100, gt=0)
+    max_concurrency: int = Field(4, gt=0, description="Named concurrency limit for this provider")
+    description: str = ""
+
+
+class Region(_Frozen):
+    """A named region: a polygon in EPSG:4326 read from catalogs/regions/<name>.geojson."""
+
+    name: str
+    title: str
+    geometry: dict[str, Any] = Field(description="GeoJSON geometry (Polygon or MultiPolygon), EPSG:4326")
+    path: str
+    start: str | None = Field(None, description="Suggested period start (ISO date)")
+    end: str | None = Field(None, description="Suggested period end (ISO date)")
+    description: str = ""
+
+    @property
+    def shape(self):  # -> shapely geometry
+        import shapely.geometry
+
+        return shapely.geometry.shape(self.geometry)
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def _describe(err: ValidationError, path: Path) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{path}: {loc}: {first['msg']}{more}"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: file not found") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise CatalogError(f"{path}:{where} not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _read_band_table(path: Path, defaults: dict[str, Any], yaml_path: Path) -> list[dict[str, Any]]:
+    try:
+        rows = list(csv.DictReader(path.open()))
+    except FileNotFoundError:
+        raise CatalogError(f"{yaml_path}: band_table: file not found: {path}") from None
+    bands = []
+    for i, row in enumerate(rows):
+        try:
+            band = dict(defaults)
+            band["name"] = row["name"]
+            band["index"] = i
+            band["wavelength_nm"] = float(row["wavelength_nm"])
+            band["fwhm_nm"] = float(row["fwhm_nm"])
+            if row.get("usable", "") != "":
+                band["usable"] = row["usable"].strip().lower() in {"1", "true", "yes"}
+        except (KeyError, ValueError) as e:
+            raise CatalogError(f"{path}: row {i + 2}: bad or missing column ({e})") from None
+        bands.append(band)
+    return bands
+
+
+def parse_sensor(path: Path) -> SensorSpec:
+    """Read and validate one sensor YAML file."""
+    path = Path(path)
+    data = _read_yaml(path)
+    defaults = data.pop("band_defaults", {}) or {}
+    table = data.pop("band_table", None)
+    bands = list(data.get("bands") or [])
+    if table is not None:
+        if bands:
+            raise CatalogError(f"{path}: bands: give either 'bands' or 'band_table', not both")
+        bands = _read_band_table((path.parent / table).resolve(), defaults, path)
+    else:
+        bands = [{**defaults, **b} if isinstance(b, dict) else b for b in bands]
+    data["bands"] = bands
+    try:
+        spec = SensorSpec.model_validate(data)
+    except ValidationError as e:
+        raise CatalogError(_describe(e, path)) from None
+    if spec.name != path.stem:
+        raise CatalogError(f"{path}: name: {spec.name!r} must match the file name {path.stem!r}")
+    return spec
+
+
+def load_sensor(name: str, root: Path | None = None) -> SensorSpec:
+    """The :class:`SensorSpec` of product ``name`` (e.g. ``"enmap"``)."""
+    root = root or catalog_root()
+    path = root / "sensors" / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(sensor_names(root))
+        raise CatalogError(f"unknown product {name!r}; known products: {known}")
+    return parse_sensor(path)
+
+
+def sensor_names(root: Path | None = None) -> list[str]:
+    root = root or catalog_root()
+    return sorted(p.stem for p in (root / "sensors").glob("*.yaml"))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_catalog_cached(root: str) -> dict[str, SensorSpec]:
+    return {n: load_sensor(n, Path(root)) for n in sensor_names(Path(root))}
+
+
+def load_catalog(root: Path | None = None) -> dict[str, SensorSpec]:
+    """All products, keyed by name (validated once per process)."""
+    return dict(_load_catalog_cached(str(root or catalog_root())))
+
+
+def load_sources(root: Path | None = None) -> dict[str, SourceSpec]:
+    """The sources in catalogs/sources.yaml, keyed by name."""
+    path = (root or catalog_root()) / "sources.yaml"
+    data = _read_yaml(path)
+    items = data.get("sources")
+    if not isinstance(items, list):
+        raise CatalogError(f"{path}: sources: expected a list of sources")
+    out: dict[str, SourceSpec] = {}
+    for i, item in enumerate(items):
+        try:
+            spec = SourceSpec.model_validate(item)
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise CatalogError(f"{path}: sources.{i}.{loc}: {first['msg']}") from None
+        out[spec.name] = spec
+    return out
+
+
+def parse_region(path: Path, name: str | None = None) -> Region:
+    """Read a region GeoJSON file (a Feature, a FeatureCollection of one feature, or a geometry)."""
+    import shapely.geometry
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: region file not found") from None
+    except json.JSONDecodeError as e:
+        raise CatalogError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    if not isinstance(doc, dict) or "type" not in doc:
+        raise CatalogError(f"{path}: type: missing; expected a GeoJSON Feature or FeatureCollection")
+    props: dict[str, Any] = {}
+    if doc["type"] == "FeatureCollection":
+        feats = doc.get("features") or []
+        if len(feats) != 1:
+            raise CatalogError(f"{path}: features: expected exactly one feature, found {len(feats)}")
+        doc = feats[0]
+    if doc.get("type") == "Feature":
+        props = doc.get("properties") or {}
+        geom = doc.get("geometry")
+    else:
+        geom = doc
+    if not isinstance(geom, dict) or geom.get("type") not in {"Polygon", "MultiPolygon"}:
+        got = geom.get("type") if isinstance(geom, dict) else geom
+        raise CatalogError(f"{path}: geometry.type: expected Polygon or MultiPolygon, got {got!r}")
+    try:
+        shp = shapely.geometry.shape(geom)
+    except Exception as e:  # shapely raises several types for malformed coordinates
+        raise CatalogError(f"{path}: geometry.coordinates: malformed ({e})") from None
+    if shp.is_empty or not shp.is_valid:
+        raise CatalogError(f"{path}: geometry: empty or invalid polygon")
+    minx, miny, maxx, maxy = shp.bounds
+    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise CatalogError(f"{path}: geometry.coordinates: outside lon/lat range (EPSG:4326 expected)")
+    try:
+        return Region(
+            name=name or props.get("name") or path.stem,
+            title=props.get("title") or props.get("name") or path.stem,
+            geometry=geom,
+            path=str(path),
+            start=props.get("start"),
+            end=props.get("end"),
+            description=props.get("description", ""),
+        )
+    except ValidationError as e:
+        raise CatalogError(_describe(e, path)) from None
+
+
+def load_region(name_or_path: str | Path, root: Path | None = None) -> Region:
+    """A region by catalog name (``demo``) or by path to a GeoJSON file."""
+    p = Path(name_or_path)
+    if p.suffix.lower() in {".geojson", ".json"} or p.exists():
+        return parse_region(p)
+    root = root or catalog_root()
+    path = root / "regions" / f"{name_or_path}.geojson"
+    if not path.exists():
+        known = ", ".join(region_names(root))
+        raise CatalogError(f"unknown region {str(name_or_path)!r}; known regions: {known} (or give a .geojson path)")
+    return parse_region(path, name=str(name_or_path))
+
+
+def region_names(root: Path | None = None) -> list[str]:
+    root = root or catalog_root()
+    return sorted(p.stem for p in (root / "regions").glob("*.geojson"))

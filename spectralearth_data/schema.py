@@ -1,0 +1,68 @@
+"""Column contracts of the tables passed between stages (DESIGN.md).
+
+Every stage reads and writes these columns, so a plan or an index written by one version can be
+checked by another. JSON-valued columns hold text so that Parquet stays flat and readable by any
+tool. Hrefs are always *unsigned*: signing and tokens are applied only when a reader opens them.
+"""
+
+from __future__ import annotations
+
+#: The scene table every source returns (a GeoDataFrame, geometry in EPSG:4326).
+SCENE_COLUMNS: tuple[str, ...] = (
+    "scene_id",  # provider's item / granule id
+    "sensor",  # product name from catalogs/sensors (enmap, emit, desis, s2, landsat, lst, s1)
+    "datetime",  # acquisition time, tz-aware UTC
+    "geometry",  # footprint, EPSG:4326 (antimeridian-crossing footprints split into a MultiPolygon)
+    "cloud_cover",  # percent 0..100, NaN where unknown
+    "assets",  # JSON text: {asset_key: href}, unsigned
+    "source",  # source name from catalogs/sources.yaml (or "local")
+    "collection",  # STAC collection id / CMR short name
+    "epsg",  # native CRS EPSG code, <NA> for swath products (EMIT) and radar geometry
+    "properties",  # JSON text: the item's properties (no credentials)
+    "item",  # JSON text: the whole STAC item with unsigned hrefs (readers need raster:bands, proj:*)
+)
+
+#: One row per (cell, sensor, scene) chosen by co-location.
+PLAN_COLUMNS: tuple[str, ...] = (
+    "cell_id",  # grid cell id, e.g. 32633_00103_01452
+    "cell_m",  # cell size in metres
+    "epsg",  # the cell's CRS
+    "sensor",
+    "scene_id",
+    "datetime",
+    "anchor_sensor",  # the HSI (or --anchor) product this row is paired with
+    "anchor_scene_id",
+    "anchor_datetime",
+    "dt_days",  # datetime - anchor_datetime, in days (signed)
+    "cloud_cover",
+    "rank",  # 0 = best candidate for this (cell, anchor scene, sensor)
+    "reason",  # why it was chosen, e.g. "anchor", "cloud 3.1% dt +2.4 d"
+    "hsi_combo",  # HSI products covering the cell, sorted, '+'-joined (e.g. "emit+enmap")
+    "source",
+    "assets",  # JSON text, unsigned hrefs
+    "item",  # JSON text, unsigned STAC item
+    "geometry",  # the cell outline in EPSG:4326
+)
+
+#: One row per patch in index/patches/part-*.parquet.
+INDEX_COLUMNS: tuple[str, ...] = (
+    "patch_id",  # f"{sensor}/{cell_id}/{scene_id}"
+    "cell_id",
+    "sensor",
+    "datetime",
+    "row",  # position along N in <sensor>/data
+    "scene_id",
+    "anchor_scene_id",
+    "assets",  # JSON text, unsigned hrefs read for this patch
+    "valid_fraction",
+    "cloud_fraction",
+    "coreg_shift_px",  # NaN where no reference was available
+    "sha256",  # of the patch's data bytes (C, H, W, native dtype, C order)
+    "pipeline_version",
+    "licence",
+    "redistributable",
+    "geometry",  # the cell outline in EPSG:4326
+)
+
+#: One row per cell in index/locations.parquet.
+LOCATION_COLUMNS: tuple[str, ...] = ("cell_id", "cell_m", "epsg", "sensors", "geometry")
