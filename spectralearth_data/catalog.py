@@ -63,6 +63,9 @@ class BandSpec(_Frozen):
     fwhm_nm: float | None = Field(None, gt=0, description="Full width at half maximum in nm")
     wavelength_source: str | None = Field(None, description="Where the wavelength/FWHM values come from")
     polarisation: str | None = Field(None, description="SAR polarisation (VV, VH, HH, HV)")
+    gsd_m: float | None = Field(
+        None, gt=0, description="Native GSD of this band's asset when it differs from the product's gsd_m"
+    )
     unit: str = Field("reflectance", description="Physical unit after scale/offset")
     dtype: DType = Field(description="Native data type in the source and in the store")
     scale: float = Field(1.0, description="Multiply the stored number by this ...")
@@ -156,6 +159,28 @@ class ProviderSpec(_Frozen):
         return self
 
 
+class OffsetRule(_Frozen):
+    """A scene-dependent band offset: ``offset_from`` when the item property ``property`` is at
+    least ``threshold`` (compared as text, e.g. ``"05.10" >= "04.00"``), else ``offset_before``.
+
+    Sentinel-2 L2A from processing baseline 04.00 on stores ``DN = 10000 * rho + 1000``;
+    older products have no offset, and Planetary Computer items carry no ``raster:bands``.
+    """
+
+    property: str = Field(description="Item property that decides (e.g. s2:processing_baseline)")
+    threshold: str = Field(description="First property value the newer offset applies to")
+    offset_before: float = Field(description="Offset for items older than the threshold")
+    offset_from: float = Field(description="Offset for items at or after the threshold")
+    note: str | None = None
+
+    def offset_for(self, properties: dict[str, Any]) -> float:
+        """The offset for a scene with these STAC properties (newer rule when the value is missing)."""
+        value = properties.get(self.property)
+        if value is None:
+            return self.offset_from
+        return self.offset_from if str(value) >= self.threshold else self.offset_before
+
+
 class SensorSpec(_Frozen):
     """Everything the pipeline knows about one product (one file in catalogs/sensors/)."""
 
@@ -172,6 +197,9 @@ class SensorSpec(_Frozen):
     qa: QASpec | None = Field(None, description="QA/cloud mask; None where the product has none (S1)")
     licence: LicenceSpec
     providers: tuple[ProviderSpec, ...]
+    offset_rule: OffsetRule | None = Field(
+        None, description="Scene-dependent offset overriding the bands' offset (S2 processing baseline)"
+    )
     time_window_days: float = Field(30, gt=0, description="Default co-location window (+/- days)")
     references: tuple[str, ...] = ()
 

@@ -2,7 +2,7 @@
 
 A cell is a ``cell_m`` x ``cell_m`` square in one projected CRS:
 
-* the UTM zone containing the cell centre's longitude, ``zone = floor((lon + 180) / 6) + 1``,
+* the UTM zone of the ground it covers, ``zone = floor((lon + 180) / 6) + 1``,
   EPSG ``32600 + zone`` north of the equator and ``32700 + zone`` south of it;
 * UPS north (EPSG:32661) for latitudes above 84 N and UPS south (EPSG:32761) below 80 S.
 
@@ -10,9 +10,13 @@ Inside that CRS, ``col = floor(x / cell_m)`` and ``row = floor(y / cell_m)``, so
 on every 10, 30 and 60 m pixel edge of the zone (3840 = 384*10 = 128*30 = 64*60). The cell id is
 ``f"{epsg}_{col:05d}_{row:05d}"``: the same point, cell size and code give the same id anywhere.
 
-Cells of neighbouring zones overlap slightly along zone borders (squares in two projections);
-a cell belongs to the zone that contains its centre, and a point is assigned the cell of its own
-zone when no neighbouring cell owns it, so every point on Earth has exactly one cell.
+A point belongs to the cell of its own zone (the zone of the point's longitude/latitude), so every
+point on Earth has exactly one cell and that cell contains it. Along zone borders the squares of
+the two zones overlap (they are squares in two projections): a cell of zone Z is a valid cell
+when any part of it lies in Z, and :func:`cells_covering` returns, per zone, the cells that cover
+the zone's own part of the geometry, so coverage has no gaps at zone or polar-cap borders.
+(Assigning border cells by their centre alone, as an earlier version did, leaves strips up to
+half a cell wide that no cell covers.)
 """
 
 from __future__ import annotations
@@ -66,13 +70,17 @@ class Cell:
         return float(lon), float(lat)
 
     def polygon_lonlat(self, densify: int = 8) -> BaseGeometry:
-        """The cell outline in EPSG:4326, edges densified to ``densify`` points each."""
+        """The cell outline in EPSG:4326, edges densified to ``densify`` points each.
+
+        A cell reaching across the antimeridian comes back as a MultiPolygon of its two sides
+        (not as a ring whose longitudes jump from +180 to -180, which would span the globe).
+        """
         x0, y0, x1, y1 = self.bounds
         t = np.linspace(0.0, 1.0, densify, endpoint=False)
         xs = np.concatenate([x0 + (x1 - x0) * t, np.full_like(t, x1), x1 - (x1 - x0) * t, np.full_like(t, x0)])
         ys = np.concatenate([np.full_like(t, y0), y0 + (y1 - y0) * t, np.full_like(t, y1), y1 - (y1 - y0) * t])
         lon, lat = _to_lonlat(self.epsg).transform(xs, ys)
-        return shapely.Polygon(np.column_stack([lon, lat]))
+        return split_antimeridian(shapely.Polygon(np.column_stack([lon, lat])))
 
     def geobox(self, gsd: float):
         """The sensor pixel grid of this cell at ``gsd`` metres (an :class:`odc.geo.geobox.GeoBox`).
@@ -114,13 +122,6 @@ def zone_epsg(lon: float, lat: float) -> int:
     return (32600 if lat >= 0 else 32700) + zone
 
 
-def _zone_epsg_array(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    zone = np.minimum(np.floor(((lon + 180.0) % 360.0) / 6.0).astype(int) + 1, 60)
-    epsg = np.where(lat >= 0, 32600, 32700) + zone
-    epsg = np.where(lat > UTM_MAX_LAT, UPS_NORTH, epsg)
-    return np.where(lat < UTM_MIN_LAT, UPS_SOUTH, epsg)
-
-
 @lru_cache(maxsize=256)
 def _to_lonlat(epsg: int) -> Transformer:
     return Transformer.from_crs(CRS.from_epsg(epsg), CRS.from_epsg(4326), always_xy=True)
@@ -131,40 +132,18 @@ def _from_lonlat(epsg: int) -> Transformer:
     return Transformer.from_crs(CRS.from_epsg(4326), CRS.from_epsg(epsg), always_xy=True)
 
 
-def _owned(epsg: int, cols: np.ndarray, rows: np.ndarray, cell_m: int) -> np.ndarray:
-    """True where the cell's centre lies in zone ``epsg`` (the ownership rule)."""
-    cx = (cols + 0.5) * cell_m
-    cy = (rows + 0.5) * cell_m
-    lon, lat = _to_lonlat(epsg).transform(cx, cy)
-    return _zone_epsg_array(np.asarray(lon), np.asarray(lat)) == epsg
-
-
 def _cell_in(epsg: int, lon: float, lat: float, cell_m: int) -> Cell:
     x, y = _from_lonlat(epsg).transform(lon, lat)
     return Cell(epsg, int(math.floor(x / cell_m)), int(math.floor(y / cell_m)), cell_m)
 
 
-def _neighbour_zones(epsg: int, lon: float, lat: float) -> list[int]:
-    """Zones whose cells can own a point of zone ``epsg``: the zone itself and its neighbours."""
-    out = [epsg]
-    for dlon, dlat in ((-3.0, 0), (3.0, 0), (0, -1.0), (0, 1.0)):
-        e = zone_epsg(((lon + dlon + 180.0) % 360.0) - 180.0, max(-90.0, min(90.0, lat + dlat)))
-        if e not in out:
-            out.append(e)
-    return out
-
-
 def cell_for(lon: float, lat: float, cell_m: int = 3840) -> Cell:
-    """The one cell that owns the point ``(lon, lat)`` (EPSG:4326 degrees)."""
+    """The one cell of the point ``(lon, lat)`` (EPSG:4326 degrees): the cell of the point's own
+    UTM zone (or UPS cap) that contains it."""
     check_cell_m(cell_m)
     if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
         raise GridError(f"point ({lon}, {lat}) is outside the lon/lat range")
-    own = zone_epsg(lon, lat)
-    for epsg in _neighbour_zones(own, lon, lat):
-        c = _cell_in(epsg, lon, lat, cell_m)
-        if _owned(epsg, np.array([c.col]), np.array([c.row]), cell_m)[0]:
-            return c
-    return _cell_in(own, lon, lat, cell_m)
+    return _cell_in(zone_epsg(lon, lat), lon, lat, cell_m)
 
 
 def parse_cell_id(cell_id: str, cell_m: int) -> Cell:
@@ -197,33 +176,46 @@ def split_antimeridian(geom: BaseGeometry) -> BaseGeometry:
     return shapely.union(west, east)
 
 
-def _zone_parts(geom: BaseGeometry) -> list[tuple[int, BaseGeometry]]:
-    """(epsg, lon/lat part) for every zone the geometry touches, each part padded by 2 degrees
-    so cells owned by the zone but reaching across its border are found too."""
+def _zone_parts(geom: BaseGeometry) -> list[tuple[int, BaseGeometry, BaseGeometry]]:
+    """``(epsg, own, near)`` for every zone the geometry touches: ``own`` is the part inside the
+    zone (which the zone's cells must cover), ``near`` the part within 2 degrees of it (to
+    measure how much of a border cell, reaching across the border, the geometry covers)."""
     pad = 2.0
-    parts: list[tuple[int, BaseGeometry]] = []
+    parts: list[tuple[int, BaseGeometry, BaseGeometry]] = []
+
+    def add(epsg: int, x0: float, y0: float, x1: float, y1: float) -> None:
+        own = geom.intersection(box(x0, y0, x1, y1))
+        if own.is_empty or own.area <= 0:
+            return
+        near = geom.intersection(box(x0 - pad, max(y0 - pad, -90.0), x1 + pad, min(y1 + pad, 90.0)))
+        parts.append((epsg, own, near))
+
     minx, miny, maxx, maxy = geom.bounds
-    if maxy > UTM_MAX_LAT - pad:
-        parts.append((UPS_NORTH, geom.intersection(box(-180, UTM_MAX_LAT - pad, 180, 90))))
-    if miny < UTM_MIN_LAT + pad:
-        parts.append((UPS_SOUTH, geom.intersection(box(-180, -90, 180, UTM_MIN_LAT + pad))))
-    z0 = int(math.floor((minx + 180.0) / 6.0))
+    if maxy > UTM_MAX_LAT:
+        add(UPS_NORTH, -180.0, UTM_MAX_LAT, 180.0, 90.0)
+    if miny < UTM_MIN_LAT:
+        add(UPS_SOUTH, -180.0, -90.0, 180.0, UTM_MIN_LAT)
+    z0 = max(int(math.floor((minx + 180.0) / 6.0)), 0)
     z1 = min(int(math.floor((maxx + 180.0) / 6.0)), 59)
     for z in range(z0, z1 + 1):
         lon0 = -180.0 + 6.0 * z
-        for hemi, lat0, lat1 in ((32600, 0.0, UTM_MAX_LAT), (32700, UTM_MIN_LAT, 0.0)):
-            band = box(lon0 - pad, max(lat0 - pad, -90), lon0 + 6.0 + pad, min(lat1 + pad, 90))
-            part = geom.intersection(band)
-            if not part.is_empty and part.area > 0:
-                parts.append((hemi + z + 1, part))
-    return [(e, p) for e, p in parts if not p.is_empty and p.area > 0]
+        add(32600 + z + 1, lon0, 0.0, lon0 + 6.0, UTM_MAX_LAT)
+        add(32700 + z + 1, lon0, UTM_MIN_LAT, lon0 + 6.0, 0.0)
+    return parts
+
+
+def _project(part: BaseGeometry, epsg: int) -> BaseGeometry:
+    fwd = _from_lonlat(epsg)
+    proj = shapely.transform(part.segmentize(0.05), lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
+    return proj if proj.is_valid else shapely.make_valid(proj)
 
 
 def cells_covering(geom: BaseGeometry, cell_m: int = 3840, min_fraction: float = 0.0) -> list[Cell]:
     """Cells of the grid that a lon/lat geometry covers, sorted by id.
 
+    Per zone, the cells that overlap the zone's own part of the geometry with positive area.
     ``min_fraction`` is the share of the cell's area the geometry must cover: ``0`` keeps every
-    cell it overlaps with positive area, ``1`` only fully covered cells (within 1e-9).
+    such cell, ``1`` only fully covered cells (within 1e-9).
     """
     check_cell_m(cell_m)
     if not 0.0 <= min_fraction <= 1.0:
@@ -232,25 +224,20 @@ def cells_covering(geom: BaseGeometry, cell_m: int = 3840, min_fraction: float =
         return []
     geom = split_antimeridian(geom)
     found: set[Cell] = set()
-    for epsg, part in _zone_parts(geom):
-        fwd = _from_lonlat(epsg)
-        proj = shapely.transform(part.segmentize(0.05), lambda xy, fwd=fwd: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
-        if not proj.is_valid:
-            proj = shapely.make_valid(proj)
-        x0, y0, x1, y1 = proj.bounds
+    for epsg, own_part, near_part in _zone_parts(geom):
+        own = _project(own_part, epsg)
+        near = _project(near_part, epsg)
+        x0, y0, x1, y1 = own.bounds
         c0, c1 = int(math.floor(x0 / cell_m)), int(math.floor(x1 / cell_m))
         r0, r1 = int(math.floor(y0 / cell_m)), int(math.floor(y1 / cell_m))
         cols, rows = np.meshgrid(np.arange(c0, c1 + 1), np.arange(r0, r1 + 1))
         cols, rows = cols.ravel(), rows.ravel()
-        keep = _owned(epsg, cols, rows, cell_m)
-        cols, rows = cols[keep], rows[keep]
-        if cols.size == 0:
-            continue
         boxes = shapely.box(cols * cell_m, rows * cell_m, (cols + 1) * cell_m, (rows + 1) * cell_m)
-        shapely.prepare(proj)
-        hit = shapely.intersects(proj, boxes)
+        shapely.prepare(own)
+        hit = shapely.intersects(own, boxes)
+        hit[hit] = shapely.area(shapely.intersection(boxes[hit], own)) > 0
         frac = np.zeros(cols.size)
-        frac[hit] = shapely.area(shapely.intersection(boxes[hit], proj)) / float(cell_m) ** 2
-        ok = hit & (frac > 0) & (frac >= min_fraction - 1e-9)
+        frac[hit] = shapely.area(shapely.intersection(boxes[hit], near)) / float(cell_m) ** 2
+        ok = hit & (frac >= min_fraction - 1e-9)
         found.update(Cell(epsg, int(c), int(r), cell_m) for c, r in zip(cols[ok], rows[ok]))
     return sorted(found, key=lambda c: c.id)
