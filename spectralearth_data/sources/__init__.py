@@ -1,0 +1,124 @@
+"""Scene discovery: every source returns the same scene GeoDataFrame (SCENE_COLUMNS).
+
+``search(source, region, ...)`` picks the source by name from catalogs/sources.yaml
+(planetary-computer, earth-search, dlr-geoservice, earthdata-cmr, demo) or takes ``local:PATH``.
+Hrefs in the result are unsigned; :func:`sign_href` signs one at read time.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import geopandas as gpd
+
+from ..catalog import Region, SensorSpec, SourceSpec, load_catalog, load_region, load_sources
+from ..errors import CatalogError, SourceError
+from .base import RetryPolicy, SceneSource, SearchRequest, scenes_frame, unsigned_href
+from .signing import SasSigner, SasToken, earthdata_headers, sign_href
+
+__all__ = [
+    "RetryPolicy", "SasSigner", "SasToken", "SceneSource", "SearchRequest", "earthdata_headers",
+    "make_source", "read_scenes", "search", "sign_href", "unsigned_href", "write_scenes",
+]
+
+DateLike = str | date | datetime | None
+
+
+def make_source(source: str, *, demo_dir: Path | str | None = None, retry: RetryPolicy | None = None,
+                url: str | None = None) -> SceneSource:
+    """The source object for a name in catalogs/sources.yaml or ``local:PATH``.
+
+    ``url`` overrides the API root of a STAC or CMR source (e.g. a local test server).
+    """
+    from .demo import DemoSource
+    from .local import LocalSource
+
+    if source.startswith("local:"):
+        path = source.split(":", 1)[1]
+        if not path:
+            raise SourceError("source 'local:': give a path, e.g. local:./catalog.json")
+        return LocalSource(Path(path))
+    specs = load_sources()
+    spec = specs.get(source)
+    if spec is None:
+        known = ", ".join(sorted(specs))
+        raise SourceError(f"unknown source {source!r}; known sources: {known}, or local:PATH")
+    if spec.kind == "stac-api":
+        from .stac_api import StacApiSource
+
+        return StacApiSource(spec, retry=retry, url=url)
+    if spec.kind == "cmr":
+        from .earthdata import EarthdataSource
+
+        return EarthdataSource(spec, retry=retry, url=url)
+    if spec.kind == "demo":
+        return DemoSource(demo_dir, name=spec.name)
+    raise SourceError(f"source {source!r} (kind {spec.kind}): give local:PATH to read a local catalog")
+
+
+def _products(source: str, sensors: list[str] | None) -> tuple[SensorSpec, ...]:
+    catalog = load_catalog()
+    names = list(sensors) if sensors else sorted(catalog)
+    unknown = [n for n in names if n not in catalog]
+    if unknown:
+        raise CatalogError(f"unknown product(s) {unknown}; known products: {', '.join(sorted(catalog))}")
+    specs = [catalog[n] for n in names]
+    if source.startswith("local:") or source in {"local", "demo"}:
+        return tuple(specs)
+    served = [s for s in specs if any(p.source == source for p in s.providers)]
+    missing = [s.name for s in specs if s not in served]
+    if sensors and missing:
+        raise SourceError(f"source {source!r} does not serve product(s) {missing} (see providers in catalogs/sensors)")
+    return tuple(served)
+
+
+def search(source: str, region: Region | str, start: DateLike = None, end: DateLike = None,
+           sensors: list[str] | None = None, max_cloud: float | None = None, *,
+           demo_dir: Path | str | None = None, retry: RetryPolicy | None = None,
+           url: str | None = None) -> gpd.GeoDataFrame:
+    """Scenes of ``sensors`` (default: every product the source serves) over ``region`` between
+    ``start`` and ``end`` (inclusive; bare dates cover whole days) with at most ``max_cloud`` %
+    cloud (unknown cloud cover passes). Returns a GeoDataFrame with SCENE_COLUMNS."""
+    from .base import to_utc
+
+    reg = region if isinstance(region, Region) else load_region(region)
+    if max_cloud is not None and not 0 <= max_cloud <= 100:
+        raise SourceError(f"max_cloud must be a percentage in [0, 100], got {max_cloud}")
+    t0, t1 = to_utc(start), to_utc(end, end=True)
+    if t0 and t1 and t0 > t1:
+        raise SourceError(f"start {start} is after end {end}")
+    products = _products(source, sensors)
+    src = make_source(source, demo_dir=demo_dir, retry=retry, url=url)
+    if not products:
+        return scenes_frame([])
+    request = SearchRequest(region=reg, sensors=products, start=t0, end=t1, max_cloud=max_cloud)
+    return src.search(request)
+
+
+def write_scenes(scenes: gpd.GeoDataFrame, path: Path | str) -> Path:
+    """Write a scene table as GeoParquet (temp file, then rename: a crash never leaves half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    scenes.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def read_scenes(path: Path | str) -> gpd.GeoDataFrame:
+    """Read a scene table written by :func:`write_scenes`; checks the SCENE_COLUMNS contract."""
+    from ..errors import InputDataError
+    from ..schema import SCENE_COLUMNS
+
+    path = Path(path)
+    if not path.exists():
+        raise InputDataError(f"{path}: scene table not found (write one with `spectralearth search`)")
+    try:
+        gdf = gpd.read_parquet(path)
+    except Exception as e:  # pyarrow/geopandas raise several types for a non-GeoParquet file
+        raise InputDataError(f"{path}: not a GeoParquet scene table ({type(e).__name__}: {e})") from None
+    missing = [c for c in SCENE_COLUMNS if c not in gdf.columns]
+    if missing:
+        raise InputDataError(f"{path}: missing scene columns {missing}")
+    return gdf

@@ -1,0 +1,26 @@
+"""Paths and small helpers shared by the discovery tests (unique module name on purpose)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+FIX = REPO / "tests/data/fixtures"
+PC_ITEMS = FIX / "stac/planetary_computer/items"
+COLORADO = FIX / "stac/earth_search/colocated_colorado_20231008"
+EMIT_ITEMS = FIX / "emit/emit_cmr_stac_L1BRAD_L2ARFL_20240201T174151_2403212_032.geojson"
+CMR_RECORDS = REPO / "tests/data/cmr/emit_granules.umm.json"
+
+
+def write_region(path: Path, bbox: tuple[float, float, float, float], name: str = "test") -> Path:
+    """A region GeoJSON file for a lon/lat box."""
+    x0, y0, x1, y1 = bbox
+    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+    doc = {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    path.write_text(json.dumps(doc))
+    return path
