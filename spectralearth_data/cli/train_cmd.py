@@ -1,0 +1,79 @@
+"""``spectralearth train``: JEPA pretraining of SpectralEarth-FM on a release.
+
+Thin: :class:`spectralearth_model.train.TrainConfig` validates the options and
+:func:`spectralearth_model.train.train` does the work. Under ``torchrun`` every rank runs this
+command; only rank 0 prints. Heavy imports (torch) stay inside the function.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+
+def train(
+    release: Path = typer.Option(..., "--release", help="The <release>.zarr store to train on."),
+    out: Path = typer.Option(..., "--out", help="Run folder (checkpoint, metrics.csv/png, encoder.pt)."),
+    preset: str = typer.Option("tiny", "--preset", help="Model preset: tiny, small, base."),
+    steps: int = typer.Option(1000, "--steps", help="Total optimizer steps."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Samples per micro-batch per rank."),
+    workers: int = typer.Option(2, "--workers", help="DataLoader worker processes per rank."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint.pt."),
+    sensors: str | None = typer.Option(None, "--sensors", help="Comma-separated products (default: the preset's)."),
+    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate."),
+    warmup_steps: int = typer.Option(100, "--warmup-steps", help="Linear warmup steps."),
+    accum_steps: int = typer.Option(1, "--accum-steps", help="Micro-batches per optimizer step."),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Checkpoint every N steps."),
+    seed: int = typer.Option(0, "--seed", help="Seed of init, sample stream and views."),
+    crop_m: float | None = typer.Option(None, "--crop-m", help="Aligned random crop side in metres."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    show_config: bool = typer.Option(False, "--show-config", help="Print the resolved config and exit."),
+) -> None:
+    """Pretrain SpectralEarth-FM (JEPA) on a release; resumable, torchrun-ready."""
+    from spectralearth_model.train import TrainConfig
+    from spectralearth_model.train import train as run_training
+
+    cfg = TrainConfig.make(
+        release=release, out=out, preset=preset, steps=steps, batch_size=batch_size, workers=workers,
+        resume=resume, sensors=tuple(s.strip() for s in sensors.split(",")) if sensors else None,
+        lr=lr, warmup_steps=warmup_steps, accum_steps=accum_steps, checkpoint_every=checkpoint_every,
+        seed=seed, crop_m=crop_m, device=device, progress=progress,
+    )
+    if show_config:
+        typer.echo(json.dumps({"config_id": cfg.config_id(), **cfg.model_dump(mode="json")}, indent=1))
+        return
+    summary = run_training(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        _print_summary(summary)
+
+
+def _print_summary(s) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="SpectralEarth-FM training run", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    resumed = f" (resumed at step {s.start_step})" if s.start_step else ""
+    rows = [
+        ("steps", f"{s.steps}{resumed}"),
+        ("final loss", f"{s.final_loss:.4f}"),
+        ("samples seen", str(s.samples_seen)),
+        ("ranks / device", f"{s.world_size} / {s.device}"),
+        ("time", f"{s.seconds:.1f} s"),
+        ("waiting for data", f"{s.data_wait_fraction:.1%} of loop time"),
+        ("checkpoint", str(s.checkpoint)),
+        ("encoder (for evaluate)", str(s.encoder)),
+        ("metrics", f"{s.metrics_csv}" + (f", {s.plot}" if s.plot else "")),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
