@@ -25,10 +25,12 @@ app = typer.Typer(
 
 #: Command modules, in the order their commands appear in --help.
 COMMAND_MODULES = (
-    "catalog_cmd",  # catalog, demo-scenes
+    "catalog_cmd",  # catalog
+    "demo_cmd",  # demo-scenes
     "discovery_cmd",  # search, colocate
     "engine_cmd",  # tile, validate, export, quicklook
-    "model_cmd",  # model-info, train, evaluate
+    "model_cmd",  # model-info
+    "train_cmd",  # train
     "orchestrate_cmd",  # serve, demo
 )
 
