@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "engine_cmd",  # tile, validate, export, quicklook
     "model_cmd",  # model-info
     "train_cmd",  # train
+    "evaluate_cmd",  # evaluate
     "orchestrate_cmd",  # serve, demo
 )
 

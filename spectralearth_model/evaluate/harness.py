@@ -1,0 +1,483 @@
+"""The frozen-encoder evaluation harness (PANGAEA-style), device-agnostic.
+
+``evaluate(checkpoint, tasks, head, out)`` runs, on every task and in the same run, three methods:
+
+* ``checkpoint``: the trained encoder, frozen (eval mode, ``requires_grad=False``, ``no_grad``);
+* ``random-init``: an encoder of the same configuration with freshly initialised weights (seeded);
+* ``pca-spectra``: raw spectra (per pixel for segmentation, the mean valid spectrum per image
+  otherwise), standardised, PCA, then a linear probe: the "no deep features" floor.
+
+Encoder features: segmentation uses ``forward_intermediates`` (each stage upsampled to the label
+grid and concatenated for the linear / k-NN probes, or fed to the light UPerNet head);
+image-level tasks use the pooled ``forward_features``. Only heads are fitted; the encoders never
+receive a gradient, and a sha256 of their weights taken before and after the run proves it.
+Everything is seeded; the device is CUDA when present, else CPU (``EvalOptions.device``).
+A task whose sensor the model lacks but which is hyperspectral goes through the model's
+hyperspectral input closest in GSD (the tokenizer reads the task's own wavelengths/FWHM).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from spectralearth_data.errors import SpectralEarthError
+
+from . import heads as H
+from . import metrics as M
+from .tasks import IGNORE, Sample, TaskAdapter, TaskError, describe, load_task
+
+METHODS = ("checkpoint", "random-init", "pca-spectra")
+
+
+class EvaluationError(SpectralEarthError):
+    """A checkpoint, head or option the evaluation cannot use."""
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Knobs of one evaluation run (all have protocol defaults)."""
+
+    seed: int = 0
+    batch_size: int = 8
+    #: Training pixels kept (seeded sample) for the pixel-wise linear / k-NN probes.
+    max_train_pixels: int = 20000
+    #: PCA components of the raw-spectra baseline.
+    pca_components: int = 16
+    upernet_steps: int = 200
+    device: str | None = None
+    #: Raise if the checkpoint is not of this preset (None: accept any).
+    expect_preset: str | None = None
+    #: CPU threads for torch and BLAS during the run (None: leave the libraries' defaults).
+    #: On a shared or small CPU, 1 is often several times faster than oversubscribed threads.
+    threads: int | None = None
+
+
+@dataclass
+class MethodResult:
+    """One (task, method) row of the report."""
+
+    task: str
+    method: str
+    head: str
+    metrics: dict[str, float]
+    data: str
+    n_train: int
+    n_test: int
+    seconds: float
+    per_class: list[float] = field(default_factory=list)
+
+
+# -- checkpoint ----------------------------------------------------------------------------------
+
+
+def load_checkpoint(path: Path, expect_preset: str | None = None):
+    """Load a ``save_encoder`` file -> (encoder, cfg); one-line errors for a wrong file or preset."""
+    from spectralearth_model import checkpoint as ckpt
+
+    path = Path(path)
+    try:
+        encoder, cfg = ckpt.load_encoder(path)
+    except SpectralEarthError:
+        raise
+    except (TypeError, KeyError, ValueError) as e:  # e.g. a config from another code version
+        raise EvaluationError(f"checkpoint {path}: cannot load the encoder ({type(e).__name__}: {e})") from None
+    if expect_preset is not None and cfg.name != expect_preset:
+        raise EvaluationError(
+            f"checkpoint {path}: holds a {cfg.name!r} model, not the {expect_preset!r} preset asked for"
+        )
+    return encoder, cfg
+
+
+def freeze(encoder: torch.nn.Module) -> torch.nn.Module:
+    """Eval mode and no gradients: the protocol never updates the encoder."""
+    encoder.eval()
+    encoder.requires_grad_(False)
+    return encoder
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+# -- batches -------------------------------------------------------------------------------------
+
+
+def _round_up(n: int, unit: int) -> int:
+    return int(math.ceil(n / unit) * unit)
+
+
+class Batcher:
+    """Turns task samples into model batches (DESIGN "Model inputs") of one present sensor."""
+
+    def __init__(self, task: TaskAdapter, cfg, device: torch.device) -> None:
+        info = task.info
+        self.info, self.cfg, self.device = info, cfg, device
+        self.sensor = input_sensor(info, cfg)
+        self.unit = cfg.patch_px(self.sensor) * cfg.grid_unit
+        self.wavelength = torch.tensor(info.wavelength_nm, dtype=torch.float32, device=device)
+        self.fwhm = torch.tensor(info.fwhm_nm, dtype=torch.float32, device=device)
+        self.size: int | None = None  # image-level tasks: one fixed input size
+
+    def __call__(self, samples: list[Sample]) -> dict[str, Any]:
+        if self.info.kind == "segmentation":
+            data, mask = self._padded(samples)
+        else:
+            data, mask = self._resized(samples)
+        present = torch.zeros(len(samples), len(self.cfg.sensor_names), dtype=torch.bool, device=self.device)
+        present[:, self.cfg.sensor_names.index(self.sensor)] = True
+        return {
+            "present": present,
+            "sensors": {
+                self.sensor: {
+                    "data": data, "mask": mask, "wavelength": self.wavelength, "fwhm": self.fwhm,
+                    "gsd": float(self.info.gsd_m),
+                }
+            },
+        }
+
+    def _padded(self, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Segmentation: stack, then pad bottom/right to the token grid with nodata."""
+        shapes = sorted({s.image.shape for s in samples})
+        if len(shapes) > 1:
+            raise TaskError(f"task {self.info.name!r}: images of one batch differ in shape {shapes}; "
+                            "segmentation tiles must share one size and band count")
+        data = torch.from_numpy(np.stack([s.image for s in samples])).to(self.device)
+        mask = torch.from_numpy(np.stack([s.nodata for s in samples]).astype(np.uint8)).to(self.device)
+        h, w = data.shape[-2:]
+        ph, pw = _round_up(h, self.unit) - h, _round_up(w, self.unit) - w
+        return F.pad(data, (0, pw, 0, ph)), F.pad(mask, (0, pw, 0, ph), value=1)
+
+    def _resized(self, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image-level tasks: every image resized to one square size (fixed by the first image)."""
+        if self.size is None:
+            self.size = _round_up(max(samples[0].image.shape[-2:]), self.unit)
+        size = (self.size, self.size)
+        data, mask = [], []
+        for s in samples:
+            img = torch.from_numpy(s.image).to(self.device)[None]
+            nod = torch.from_numpy(s.nodata.astype(np.float32)).to(self.device)[None, None]
+            data.append(F.interpolate(img, size=size, mode="bilinear", align_corners=False))
+            mask.append(F.interpolate(nod, size=size, mode="nearest")[:, 0].to(torch.uint8))
+        return torch.cat(data), torch.cat(mask)
+
+
+def input_sensor(info, cfg) -> str:
+    """The model input a task's images go through: the task's sensor, or (hyperspectral tasks of
+    a sensor the model lacks) the model's hyperspectral input closest in GSD.
+
+    Any hyperspectral input works because the spectral tokenizer is conditioned on the task's own
+    wavelengths and FWHM; only the token size in pixels comes from the chosen input's GSD.
+    """
+    if info.sensor in cfg.sensor_names:
+        spec = cfg.sensor(info.sensor)
+        if spec.kind != "hsi" and spec.n_bands != info.n_bands:
+            raise TaskError(
+                f"task {info.name!r} has {info.n_bands} bands; the model's {info.sensor!r} input takes its "
+                f"{spec.n_bands} catalog bands ({', '.join(spec.band_names)}), in that order"
+            )
+        return info.sensor
+    hsi = [s for s in cfg.sensors if s.kind == "hsi"]
+    if not hsi or not info.wavelength_nm:
+        raise TaskError(
+            f"task {info.name!r} feeds sensor {info.sensor!r}, which the checkpoint's model does not have "
+            f"(it has: {', '.join(cfg.sensor_names)}); set 'sensor:' in the task's task.yaml"
+        )
+    return min(hsi, key=lambda s: abs(math.log(s.gsd_m / info.gsd_m))).name
+
+
+def iter_samples(task: TaskAdapter, split: str, batch_size: int) -> Iterator[list[Sample]]:
+    ids = task.ids(split)
+    for i in range(0, len(ids), batch_size):
+        yield [task.read(split, sid) for sid in ids[i : i + batch_size]]
+
+
+# -- feature extractors --------------------------------------------------------------------------
+
+
+def dense_maps(encoder, batch: dict, hw: tuple[int, int]) -> list[torch.Tensor]:
+    """Multi-scale maps cropped to the unpadded image extent (finest first)."""
+    with torch.no_grad():
+        maps = encoder.forward_intermediates(batch)
+    h, w = hw
+    H_pad = next(iter(batch["sensors"].values()))["data"].shape[-2]
+    out = []
+    for m in maps:
+        f = m.shape[-2] / H_pad  # map cells per input pixel
+        out.append(m[..., : max(1, math.ceil(h * f)), : max(1, math.ceil(w * f))].float())
+    return out
+
+
+def pixel_features(maps: list[torch.Tensor], hw: tuple[int, int]) -> torch.Tensor:
+    """Each stage upsampled (bilinear) to the label grid and concatenated -> (B, sum D_i, H, W)."""
+    return torch.cat([F.interpolate(m, size=hw, mode="bilinear", align_corners=False) for m in maps], 1)
+
+
+def mean_spectrum(s: Sample) -> np.ndarray:
+    """Mean spectrum over valid pixels (zeros if none): the raw-spectra image-level feature."""
+    valid = ~s.nodata
+    return s.image[:, valid].mean(1) if valid.any() else np.zeros(len(s.image), np.float32)
+
+
+# -- one method on one task ----------------------------------------------------------------------
+
+
+FitFn = Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
+
+
+def _vector_fitter(head: str, kind: str, seed: int, pca: int | None) -> FitFn:
+    def fit(x: np.ndarray, y: np.ndarray):
+        if kind == "segmentation" and len(np.unique(y)) == 1:
+            const = y[0]
+            return lambda z: np.full(len(z), const)
+        est = H.make_vector_head(head, kind, len(x), seed)
+        if pca is not None:
+            from sklearn.decomposition import PCA
+
+            est.steps.insert(1, ("pca", PCA(min(pca, x.shape[1], len(x)), random_state=seed)))
+        with H.single_thread():
+            est.fit(x, y)
+
+        def predict(z: np.ndarray) -> np.ndarray:
+            with H.single_thread():
+                return est.predict(z)
+
+        return predict
+
+    return fit
+
+
+def _segmentation(task, method, encoder, batcher, head, opts, rng) -> tuple[dict[str, float], list[float]]:
+    """Per-pixel probes (linear / k-NN), or the UPerNet head, on one segmentation task."""
+    k = len(task.info.classes)
+    device = batcher.device
+
+    def features(samples: list[Sample]) -> torch.Tensor:
+        hw = samples[0].target.shape
+        if encoder is None:  # raw spectra
+            return torch.from_numpy(np.stack([s.image for s in samples]))
+        return pixel_features(dense_maps(encoder, batcher(samples), hw), hw).cpu()
+
+    cm = np.zeros((k, k), np.int64)
+    if head == "upernet" and encoder is not None:
+        cache, targets = [], []
+        for samples in iter_samples(task, "train", opts.batch_size):
+            hw = samples[0].target.shape
+            cache.append([m.cpu() for m in dense_maps(encoder, batcher(samples), hw)])
+            targets.append(torch.from_numpy(np.stack([s.target for s in samples])))
+        dec = H.train_upernet(cache, targets, k, steps=opts.upernet_steps, seed=opts.seed, device=device)
+        for samples in iter_samples(task, "test", opts.batch_size):
+            hw = samples[0].target.shape
+            maps = dense_maps(encoder, batcher(samples), hw)
+            with torch.no_grad():
+                pred = dec(maps, hw).argmax(1).cpu().numpy()
+            cm += M.confusion(np.stack([s.target for s in samples]), pred, k, IGNORE)
+        return M.class_metrics(cm), M.iou_per_class(cm).tolist()
+
+    # at most ~max_train_pixels feature vectors are ever held: a seeded per-image quota
+    quota = max(1, math.ceil(opts.max_train_pixels / max(1, len(task.ids("train")))))
+    xs, ys = [], []
+    for samples in iter_samples(task, "train", opts.batch_size):
+        f = features(samples).permute(0, 2, 3, 1).numpy()  # (B, H, W, F)
+        for fi, s in zip(f, samples):
+            idx = np.flatnonzero(s.target.ravel() != IGNORE)
+            if len(idx) > quota:
+                idx = np.sort(rng.choice(idx, quota, replace=False))
+            xs.append(fi.reshape(-1, fi.shape[-1])[idx])
+            ys.append(s.target.ravel()[idx])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if len(x) == 0:
+        raise TaskError(f"task {task.info.name!r}: the train split has no labelled pixels")
+    if len(x) > opts.max_train_pixels:
+        keep = rng.choice(len(x), opts.max_train_pixels, replace=False)
+        x, y = x[keep], y[keep]
+    pca = opts.pca_components if encoder is None else None
+    predict = _vector_fitter("linear" if encoder is None else head, "segmentation", opts.seed, pca)(x, y)
+    for samples in iter_samples(task, "test", opts.batch_size):
+        f = features(samples).permute(0, 2, 3, 1).numpy()
+        t = np.stack([s.target for s in samples])
+        sel = t != IGNORE
+        if sel.any():
+            cm += M.confusion(t[sel], predict(f[sel]), k, IGNORE)
+    return M.class_metrics(cm), M.iou_per_class(cm).tolist()
+
+
+def _image_level(task, method, encoder, batcher, head, opts) -> tuple[dict[str, float], list[float]]:
+    """Pooled-embedding probes on classification / multilabel / regression tasks."""
+    kind = task.info.kind
+
+    def collect(split: str) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for samples in iter_samples(task, split, opts.batch_size):
+            if encoder is None:
+                xs.append(np.stack([mean_spectrum(s) for s in samples]))
+            else:
+                with torch.no_grad():
+                    xs.append(encoder.forward_features(batcher(samples)).float().cpu().numpy())
+            ys.append(np.stack([s.target for s in samples]))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    x_tr, y_tr = collect("train")
+    x_te, y_te = collect("test")
+    if encoder is None:
+        from sklearn.decomposition import PCA
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        pca = make_pipeline(StandardScaler(), PCA(min(opts.pca_components, *x_tr.shape), random_state=opts.seed))
+        x_tr, x_te = pca.fit_transform(x_tr), pca.transform(x_te)
+    pred = H.fit_predict("linear" if encoder is None else head, kind, x_tr, y_tr, x_te, opts.seed)
+    if kind == "classification":
+        k = max(len(task.info.classes), int(max(y_tr.max(), y_te.max(), pred.max())) + 1)
+        cm = M.confusion(y_te, pred, k)
+        return M.class_metrics(cm), M.f1_per_class(cm).tolist()
+    if kind == "multilabel":
+        return M.multilabel_metrics(y_te, pred), []
+    return M.regression_metrics(y_te, pred), []
+
+
+def run_method(task, method: str, encoder, batcher, head: str, opts: EvalOptions, data: str = "") -> MethodResult:
+    """Evaluate one method (an encoder, or None for the raw-spectra baseline) on one task.
+
+    ``data`` says what the method's features came from (printed in the report).
+    """
+    t0 = time.perf_counter()
+    torch.manual_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
+    if task.info.kind == "segmentation":
+        scores, per_class = _segmentation(task, method, encoder, batcher, head, opts, rng)
+    else:
+        scores, per_class = _image_level(task, method, encoder, batcher, head, opts)
+    d = describe(task)
+    return MethodResult(
+        task=task.info.name, method=method, head=head if encoder is not None else f"pca{opts.pca_components}+linear",
+        metrics=scores, data=data or d["data_source"], n_train=d["n_train"], n_test=d["n_test"],
+        seconds=time.perf_counter() - t0, per_class=per_class,
+    )
+
+
+def method_data(method: str, task: TaskAdapter, sensor: str, pretraining: str, seed: int) -> str:
+    """One line on what a method's features were computed from (the report's ``data`` column)."""
+    info = task.info
+    via = f"{info.name} images ({info.n_bands} bands) through the model's {sensor!r} input"
+    if method == "checkpoint":
+        return f"{via}; weights pretrained on {pretraining}"
+    if method == "random-init":
+        return f"{via}; weights never trained (random init, seed {seed})"
+    return f"raw {info.name} spectra ({info.n_bands} bands), no encoder, no pretraining data"
+
+
+def pretraining_note(checkpoint: Path) -> str:
+    """What the checkpoint was trained on, from the training run's config.json next to it."""
+    import json
+
+    cfg_path = Path(checkpoint).parent / "config.json"
+    try:
+        train = json.loads(cfg_path.read_text())["train"]
+        return f"release {train['release']} ({train['steps']} steps, preset {train['preset']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown data (no training-run config.json next to the checkpoint)"
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 of every parameter and buffer: proves the frozen encoders were never updated."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+@contextmanager
+def cpu_threads(n: int | None):
+    """Limit torch and BLAS CPU threads inside the block (``None``: no change)."""
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(n):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+
+def evaluate(
+    checkpoint: Path,
+    tasks: list[str],
+    head: str = "linear",
+    out: Path = Path("evaluation"),
+    options: EvalOptions | None = None,
+) -> Path:
+    """Evaluate a frozen encoder checkpoint on ``tasks`` with ``head``; write the report.
+
+    Args:
+        checkpoint: an encoder file written by ``checkpoint.save_encoder``.
+        tasks: built-in task names (``--list-tasks``) or paths to task folders.
+        head: ``linear`` | ``knn`` (classification and per-pixel segmentation probes) or
+            ``upernet`` (segmentation tasks only).
+        out: report folder (created); holds report.md, results.csv, results.png.
+        options: seed, device, threads, probe sizes (protocol defaults if None).
+
+    Returns:
+        The path of ``report.md``.
+    """
+    opts = options or EvalOptions()
+    if head not in H.HEADS:
+        raise EvaluationError(f"unknown head {head!r}; choose one of: {', '.join(H.HEADS)}")
+    if not tasks:
+        raise EvaluationError("no task given; see --list-tasks")
+    loaded = [load_task(t) for t in tasks]  # fail on a bad task before any heavy work
+    if head == "upernet":
+        bad = [t.info.name for t in loaded if t.info.kind != "segmentation"]
+        if bad:
+            raise EvaluationError(f"head 'upernet' is for segmentation tasks; not for {', '.join(bad)}")
+    with cpu_threads(opts.threads):
+        return _evaluate(Path(checkpoint), loaded, head, Path(out), opts)
+
+
+def _evaluate(checkpoint: Path, loaded: list[TaskAdapter], head: str, out: Path, opts: EvalOptions) -> Path:
+    from spectralearth_model.model import build_encoder
+
+    from .report import write_report
+
+    device = pick_device(opts.device)
+    trained, cfg = load_checkpoint(checkpoint, opts.expect_preset)
+    batchers = [Batcher(task, cfg, device) for task in loaded]  # a task the model cannot take fails here
+    torch.manual_seed(opts.seed)
+    random_init = build_encoder(cfg)
+    encoders = {"checkpoint": freeze(trained.to(device)), "random-init": freeze(random_init.to(device))}
+    digests = {m: weights_digest(e) for m, e in encoders.items()}
+    pretraining = pretraining_note(checkpoint)
+    results: list[MethodResult] = []
+    for task, batcher in zip(loaded, batchers):
+        for method in METHODS:
+            data = method_data(method, task, batcher.sensor, pretraining, opts.seed)
+            results.append(run_method(task, method, encoders.get(method), batcher, head, opts, data))
+    changed = [m for m, e in encoders.items() if weights_digest(e) != digests[m]]
+    if changed:  # a bug, never a user error: the protocol must not touch the encoder
+        raise RuntimeError(f"encoder weights changed during evaluation: {', '.join(changed)}")
+    meta = {
+        "checkpoint": str(checkpoint), "preset": cfg.name, "head": head, "device": str(device),
+        "seed": opts.seed, "tasks": [describe(t) for t in loaded], "pretraining": pretraining,
+        "weights_sha256": digests["checkpoint"][:16],
+        "inputs": {t.info.name: b.sensor for t, b in zip(loaded, batchers)},
+    }
+    return write_report(out, results, meta)
