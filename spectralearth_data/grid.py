@@ -165,10 +165,11 @@ def split_antimeridian(geom: BaseGeometry) -> BaseGeometry:
 
     A polygon whose longitudes span more than 180 degrees is taken to cross the antimeridian
     (GeoJSON writers often emit it unsplit): negative longitudes are shifted by +360, the shape
-    is cut at 180 and the eastern part shifted back.
+    is cut at 180 and the eastern part shifted back. A polygon reaching both -180 and +180
+    already spans every longitude (a polar cap, a global band) and is returned as it is.
     """
     minx, _, maxx, _ = geom.bounds
-    if maxx - minx <= 180.0:
+    if maxx - minx <= 180.0 or (minx <= -180.0 and maxx >= 180.0):
         return geom
     shifted = shapely.transform(geom, lambda xy: np.column_stack([np.where(xy[:, 0] < 0, xy[:, 0] + 360, xy[:, 0]), xy[:, 1]]))
     west = shifted.intersection(box(0, -90, 180, 90))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -36,22 +37,34 @@ def parse_windows(values: list[str] | None) -> dict[str, float] | None:
 
 
 def search_cmd(
-    source: str = typer.Option(..., "--source", help="Source name from catalogs/sources.yaml, or local:PATH "
-                               "(STAC ItemCollection/catalog JSON, stac-geoparquet, or a folder of EnMAP/DESIS orders)."),
-    region: str = typer.Option(..., "--region", help="Region name from catalogs/regions or a GeoJSON file."),
-    start: str = typer.Option(None, "--start", help="First day (YYYY-MM-DD, inclusive)."),
-    end: str = typer.Option(None, "--end", help="Last day (YYYY-MM-DD, inclusive)."),
-    sensors: list[str] = typer.Option(None, "--sensors", help="Products to search (repeat or comma-separate); default all the source serves."),
-    max_cloud: float = typer.Option(None, "--max-cloud", help="Maximum cloud cover in percent."),
-    demo_dir: Path = typer.Option(None, "--demo-dir", envvar="SPECTRALEARTH_DEMO_DIR",
-                                  help="Folder with the demo's catalog.json (default ./out/demo/scenes)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output scene table (GeoParquet)."),
+    source: Annotated[str, typer.Option("--source", help="Source name from catalogs/sources.yaml, or local:PATH "
+                                        "(STAC ItemCollection/catalog JSON, stac-geoparquet, or a folder of "
+                                        "EnMAP/DESIS orders).")],
+    region: Annotated[str, typer.Option("--region", help="Region name from catalogs/regions or a GeoJSON file.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output scene table (GeoParquet).")],
+    start: Annotated[str | None, typer.Option("--start", help="First day (YYYY-MM-DD, inclusive).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last day (YYYY-MM-DD, inclusive).")] = None,
+    sensors: Annotated[list[str] | None, typer.Option("--sensors", help="Products to search (repeat or "
+                                                      "comma-separate); default all the source serves.")] = None,
+    max_cloud: Annotated[float | None, typer.Option("--max-cloud", help="Maximum cloud cover in percent.")] = None,
+    demo_dir: Annotated[Path | None, typer.Option("--demo-dir", envvar="SPECTRALEARTH_DEMO_DIR",
+                                                  help="Folder with the demo's catalog.json "
+                                                  "(default ./out/demo/scenes).")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Override the API root of a STAC or CMR source "
+                                            "(a mirror, a local server).")] = None,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries on HTTP 429/5xx, timeouts and connection "
+                                         "errors (exponential backoff with jitter, honouring Retry-After).")] = 5,
 ) -> None:
-    """Search a source for scenes over a region and period; write the scene table."""
-    from ..sources import search, write_scenes
+    """Search a source for scenes over a region and period; write the scene table.
+
+    Every source gives the same table: scene_id, sensor, datetime, footprint, cloud_cover, unsigned
+    asset hrefs, source. Cloud cover is filtered on the server where the API supports it and always
+    again on the client. Credentials are not needed to search and never written.
+    """
+    from ..sources import RetryPolicy, search, write_scenes
 
     scenes = search(source, region, start=start, end=end, sensors=_split(sensors), max_cloud=max_cloud,
-                    demo_dir=demo_dir)
+                    demo_dir=demo_dir, url=url, retry=RetryPolicy(attempts=retries))
     write_scenes(scenes, out)
     counts = scenes.groupby("sensor").size().to_dict() if len(scenes) else {}
     note = " (synthesized demo scenes)" if source == "demo" else ""
@@ -60,27 +73,34 @@ def search_cmd(
 
 
 def colocate_cmd(
-    scenes_path: Path = typer.Argument(..., help="Scene table written by `spectralearth search`."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output plan (GeoParquet); the summary JSON and coverage "
-                             "map PNG are written next to it."),
-    cell_m: int = typer.Option(3840, "--cell-m", help="Grid cell size in metres."),
-    window_days: list[str] = typer.Option(None, "--window-days", help="Per-product window, PRODUCT=DAYS (e.g. s2=30,s1=15); "
-                                          "defaults from catalogs/sensors time_window_days."),
-    anchor: list[str] = typer.Option(None, "--anchor", help="Anchor product(s); default every HSI product (e.g. --anchor s2 "
-                                     "builds an S2-anchored plan)."),
-    min_fraction: float = typer.Option(1.0, "--min-fraction", help="Share of a cell a footprint must cover (1 = fully)."),
-    region: str = typer.Option(None, "--region", help="Region to outline on the coverage map."),
+    scenes_path: Annotated[Path, typer.Argument(help="Scene table written by `spectralearth search`.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output plan (GeoParquet); the summary JSON and coverage "
+                                      "map PNG are written next to it.")],
+    cell_m: Annotated[int, typer.Option("--cell-m", help="Grid cell size in metres.")] = 3840,
+    window_days: Annotated[list[str] | None, typer.Option(
+        "--window-days", help="Per-product window, +/- PRODUCT=DAYS around the anchor (e.g. s2=20,s1=10); default: "
+        "time_window_days in catalogs/sensors (30 d optical and thermal, 15 d SAR, 1 d between HSI products).")] = None,
+    anchor: Annotated[list[str] | None, typer.Option("--anchor", help="Anchor product(s); default every HSI product "
+                                                     "(e.g. --anchor s2 builds an S2-anchored plan).")] = None,
+    min_fraction: Annotated[float, typer.Option("--min-fraction", help="Share of a cell a footprint must cover "
+                                                "(1 = fully).")] = 1.0,
+    region: Annotated[str | None, typer.Option("--region", help="Region to outline on the coverage map.")] = None,
 ) -> None:
-    """Pair scenes on the global grid: write the plan, its summary JSON and a coverage map."""
+    """Pair scenes on the global grid: write the plan, its summary JSON and a coverage map.
+
+    Each anchor scene claims the grid cells its footprint covers; for every cell and anchor
+    acquisition, each other product gets its best scene inside the time window that covers the cell,
+    ranked by cloud cover (unknown last), then |time offset|.
+    """
     from ..catalog import load_region
-    from ..colocate import colocate, coverage_map, summarize, write_plan
+    from ..colocate import colocate, coverage_map, summarize, time_windows, write_plan
     from ..sources import read_scenes
 
     scenes = read_scenes(scenes_path)
-    plan = colocate(scenes, cell_m=cell_m, window_days=parse_windows(window_days), anchors=_split(anchor),
-                    min_fraction=min_fraction)
+    windows = parse_windows(window_days)
+    plan = colocate(scenes, cell_m=cell_m, window_days=windows, anchors=_split(anchor), min_fraction=min_fraction)
     write_plan(plan, out)
-    summary = summarize(plan)
+    summary = summarize(plan, time_windows(sorted(scenes["sensor"].unique()), windows))
     summary_path = out.with_suffix(".summary.json")
     summary_path.write_text(summary.to_json() + "\n")
     png = coverage_map(plan, out.with_suffix(".coverage.png"), region=load_region(region) if region else None)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import geopandas as gpd
 
-from ..catalog import Region, SensorSpec, SourceSpec, load_catalog, load_region, load_sources
+from ..catalog import Region, SensorSpec, load_catalog, load_region, load_sources
 from ..errors import CatalogError, SourceError
 from .base import RetryPolicy, SceneSource, SearchRequest, scenes_frame, unsigned_href
 from .signing import SasSigner, SasToken, earthdata_headers, sign_href
@@ -116,7 +116,7 @@ def read_scenes(path: Path | str) -> gpd.GeoDataFrame:
         raise InputDataError(f"{path}: scene table not found (write one with `spectralearth search`)")
     try:
         gdf = gpd.read_parquet(path)
-    except Exception as e:  # pyarrow/geopandas raise several types for a non-GeoParquet file
+    except Exception as e:  # noqa: BLE001 - pyarrow/geopandas raise several types for a non-GeoParquet file
         raise InputDataError(f"{path}: not a GeoParquet scene table ({type(e).__name__}: {e})") from None
     missing = [c for c in SCENE_COLUMNS if c not in gdf.columns]
     if missing:

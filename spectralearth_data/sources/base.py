@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -50,7 +50,7 @@ class SearchRequest:
         """The STAC ``datetime`` parameter (open ends as ``..``), or None when unbounded."""
         if self.start is None and self.end is None:
             return None
-        fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else ".."  # noqa: E731
+        fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else ".."
         return f"{fmt(self.start)}/{fmt(self.end)}"
 
 
@@ -283,7 +283,7 @@ def to_utc(value: str | date | datetime | None, end: bool = False) -> datetime |
         return None
     if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value)
         except ValueError:
             raise SourceError(f"date {value!r}: not an ISO date (use YYYY-MM-DD)") from None
         bare = len(value) <= 10
@@ -294,5 +294,5 @@ def to_utc(value: str | date | datetime | None, end: bool = False) -> datetime |
         d = value.date() if isinstance(value, datetime) else value
         value = datetime.combine(d, time.max if end else time.min)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

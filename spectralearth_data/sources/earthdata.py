@@ -56,7 +56,9 @@ def granule_to_item(granule: dict[str, Any]) -> dict[str, Any]:
     try:
         from earthaccess.results import DataGranule
 
-        geometry = DataGranule(granule).__geo_interface__
+        with warnings.catch_warnings():  # earthaccess warns about its own DataGranule.size()
+            warnings.simplefilter("ignore", FutureWarning)
+            geometry = DataGranule(granule).__geo_interface__
     except (ValueError, KeyError, TypeError):
         geometry = None
     collection_ref = umm.get("CollectionReference") or {}

@@ -123,7 +123,7 @@ def read_stac_file(path: Path) -> list[dict[str, Any]]:
 
         try:
             return [_absolute(i, path.parent) for i in stac_table_to_items(pq.read_table(path))]
-        except Exception as e:  # pyarrow raises several types for a file that is not stac-geoparquet
+        except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a file that is not stac-geoparquet
             raise SourceError(f"{path}: not a stac-geoparquet file ({type(e).__name__}: {e})") from None
     try:
         doc = json.loads(path.read_text())

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from ..errors import SourceError
@@ -34,12 +34,12 @@ TokenProvider = Callable[[str, str], SasToken]
 
 def planetary_computer_token(account: str, container: str) -> SasToken:
     """Fetch a SAS token from the Planetary Computer token API (network; never used in tests)."""
-    import planetary_computer.sas as sas
+    from planetary_computer import sas
 
     tok = sas.get_token(account, container)
     expiry = tok.expiry
     if expiry.tzinfo is None:
-        expiry = expiry.replace(tzinfo=timezone.utc)
+        expiry = expiry.replace(tzinfo=UTC)
     return SasToken(tok.token, expiry)
 
 
@@ -54,7 +54,7 @@ class SasSigner:
 
     def __init__(self, token_provider: TokenProvider = planetary_computer_token,
                  margin: timedelta = timedelta(minutes=5),
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self._provider = token_provider
         self._margin = margin
         self._clock = clock

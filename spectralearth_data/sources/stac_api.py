@@ -12,6 +12,8 @@ names the source.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections import defaultdict
 
 import geopandas as gpd
@@ -51,6 +53,21 @@ class StacApiSource:
         return groups
 
     def search(self, request: SearchRequest) -> gpd.GeoDataFrame:
+        """Scenes for ``request``. A body cut off mid-transfer (read after the HTTP adapter's
+        retries are over) reruns the whole search, within the same retry budget."""
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return self._search_once(request)
+            except _BrokenBody as e:
+                if attempt == self.retry.attempts:
+                    raise SourceError(
+                        f"source {self.name!r} ({self.url}): responses cut off {attempt} times: {_short(e)}"
+                    ) from None
+                time.sleep(min(self.retry.backoff_s * 2 ** (attempt - 1) + random.uniform(0, self.retry.jitter_s),
+                               self.retry.max_backoff_s))
+        raise AssertionError("unreachable")
+
+    def _search_once(self, request: SearchRequest) -> gpd.GeoDataFrame:
         from pystac_client.exceptions import APIError
         from requests.exceptions import RequestException
 
@@ -82,6 +99,8 @@ class StacApiSource:
                     skipped += bool(wanted) and not new
                     rows.extend(new)
         except APIError as e:
+            if "Connection broken" in str(e):  # pystac-client flattens requests' ChunkedEncodingError
+                raise _BrokenBody(_short(e)) from None
             if isinstance(e.__cause__, RequestException) or "Max retries exceeded" in str(e):
                 raise SourceError(
                     f"source {self.name!r} ({self.url}): unreachable or failing after {self.retry.attempts} "
@@ -96,6 +115,10 @@ class StacApiSource:
         if skipped:
             log.warning("%s: skipped %d items without footprint, time or assets", self.name, skipped)
         return filter_scenes(scenes_frame(rows), request)
+
+
+class _BrokenBody(Exception):
+    """A response body ended before its Content-Length (a transient network failure)."""
 
 
 def _conforms_to_query(client) -> bool:

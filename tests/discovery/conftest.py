@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from discovery_helpers import COLORADO, PC_ITEMS
 
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 import shapely.geometry
-
 from discovery_helpers import CMR_RECORDS, EMIT_ITEMS, write_region
+
 from spectralearth_data.errors import SourceError
 from spectralearth_data.sources import search
 from tests.servers import CmrReplayServer, FaultProxy
@@ -27,7 +27,7 @@ def ohio(tmp_path):
 
 
 def _recorded_l2a():
-    return [f for f in json.loads(EMIT_ITEMS.read_text())["features"] if f["collection"] == "C2408750690-LPCLOUD"][0]
+    return next(f for f in json.loads(EMIT_ITEMS.read_text())["features"] if f["collection"] == "C2408750690-LPCLOUD")
 
 
 def test_emit_search_matches_the_recorded_item(cmr, ohio, fast_retry):
@@ -61,14 +61,14 @@ def test_cmr_url_from_environment(cmr, ohio, fast_retry, monkeypatch):
     assert len(search("earthdata-cmr", ohio, sensors=["emit"], retry=fast_retry)) == 1
 
 
-def test_cmr_500_then_success(cmr, ohio, fast_retry):
-    with FaultProxy(cmr.url, faults=[500, (503, {"Retry-After": "0"})]) as proxy:
+def test_cmr_500_and_429_then_success(cmr, ohio, fast_retry):
+    with FaultProxy(cmr.url, faults=[500, (429, {"Retry-After": "0"})]) as proxy:
         scenes = search("earthdata-cmr", ohio, sensors=["emit"], url=proxy.url + "/search", retry=fast_retry)
     assert len(scenes) == 1
-    assert [r.status for r in proxy.log] == [500, 503, 200]
+    assert [r.status for r in proxy.log] == [500, 429, 200]
 
 
 def test_cmr_always_failing_names_the_source(cmr, ohio, fast_retry):
-    with FaultProxy(cmr.url, always=500) as proxy:
-        with pytest.raises(SourceError, match=r"source 'earthdata-cmr' \(http://127\.0\.0\.1:\d+/search/\): unreachable"):
-            search("earthdata-cmr", ohio, sensors=["emit"], url=proxy.url + "/search", retry=fast_retry)
+    with FaultProxy(cmr.url, always=500) as proxy, \
+            pytest.raises(SourceError, match=r"source 'earthdata-cmr' \(http://127\.0\.0\.1:\d+/search/\): unreachable"):
+        search("earthdata-cmr", ohio, sensors=["emit"], url=proxy.url + "/search", retry=fast_retry)

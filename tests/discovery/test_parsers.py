@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from discovery_helpers import COLORADO, EMIT_ITEMS, PC_ITEMS
+
 from spectralearth_data.catalog import load_sensor
 from spectralearth_data.errors import SourceError
-from spectralearth_data.sources.base import (
-    item_rows, matches_query, parse_footprint, scenes_frame, to_utc, unsigned_href,
-)
 from spectralearth_data.schema import SCENE_COLUMNS
+from spectralearth_data.sources.base import (
+    item_rows,
+    matches_query,
+    parse_footprint,
+    scenes_frame,
+    to_utc,
+    unsigned_href,
+)
 
 
 def _features(path):
@@ -64,7 +69,7 @@ def test_unsplit_antimeridian_polygon_is_split():
 
 
 def test_emit_cmr_stac_item_has_no_epsg_and_data_assets():
-    item = [f for f in _features(EMIT_ITEMS) if f["collection"] == "C2408750690-LPCLOUD"][0]
+    item = next(f for f in _features(EMIT_ITEMS) if f["collection"] == "C2408750690-LPCLOUD")
     rows = item_rows(item, [load_sensor("emit")], "local", "eo:cloud_cover")
     assert rows[0]["epsg"] is None and rows[0]["cloud_cover"] == 31
     assert set(json.loads(rows[0]["assets"])) >= {"data", "data1", "data2"}
@@ -105,7 +110,7 @@ def test_query_evaluation_and_dates():
     assert not matches_query(props, {"eo:cloud_cover": {"lte": 20}})
     with pytest.raises(SourceError, match="unsupported operator 'like'"):
         matches_query(props, {"platform": {"like": "x"}})
-    assert to_utc("2024-05-01") == datetime(2024, 5, 1, tzinfo=timezone.utc)
+    assert to_utc("2024-05-01") == datetime(2024, 5, 1, tzinfo=UTC)
     assert to_utc("2024-05-01", end=True).hour == 23
     with pytest.raises(SourceError, match="'01/05/2024': not an ISO date"):
         to_utc("01/05/2024")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from spectralearth_data.sources import SasSigner, SasToken, earthdata_headers, sign_href
 
@@ -11,7 +11,7 @@ HREF = "https://sentinel2l2a01.blob.core.windows.net/sentinel2-l2/01/C/CV/2024/B
 
 class FakeClock:
     def __init__(self):
-        self.now = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        self.now = datetime(2024, 1, 1, tzinfo=UTC)
 
     def __call__(self):
         return self.now

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from discovery_helpers import write_region
+
 from spectralearth_data.catalog import load_sources, parse_region
 from spectralearth_data.errors import SourceError
 from spectralearth_data.schema import SCENE_COLUMNS
@@ -80,9 +80,9 @@ def test_server_answers_500_then_429_then_succeeds(stac_api, tasmania, fast_retr
 
 
 def test_server_always_failing_names_the_source(stac_api, tasmania, fast_retry):
-    with FaultProxy(stac_api, always=503) as proxy:
-        with pytest.raises(SourceError, match=r"source .planetary-computer. \(http://127\.0\.0\.1:\d+\): unreachable or failing after 3 retries"):
-            search("planetary-computer", tasmania, sensors=["landsat"], url=proxy.url, retry=fast_retry)
+    with FaultProxy(stac_api, always=503) as proxy, pytest.raises(
+            SourceError, match=r"source .planetary-computer. \(http://127\.0\.0\.1:\d+\): unreachable or failing after 3 retries"):
+        search("planetary-computer", tasmania, sensors=["landsat"], url=proxy.url, retry=fast_retry)
     assert len(proxy.log) == fast_retry.attempts + 1
 
 

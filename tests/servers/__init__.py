@@ -18,6 +18,7 @@ import contextlib
 import json
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -213,6 +214,19 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         fault = owner.next_fault()
+        kind = owner.chaos.draw(self.path) if fault is None and owner.chaos is not None else None
+        if kind == "reset":
+            owner.log.append(Recorded(method, self.path, body, 0))
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
+        if kind == "slow":
+            time.sleep(owner.chaos.delay_s)
+        elif kind == 429:
+            fault = (429, {"Retry-After": str(owner.chaos.retry_after)})
+        elif isinstance(kind, int):
+            fault = (kind, {})
         if fault is not None:
             status, headers = fault
             owner.log.append(Recorded(method, self.path, body, status))
@@ -235,6 +249,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if kind == "truncate":  # announce the whole body, send a third, hang up
+            self.wfile.write(data[: max(1, len(data) // 3)])
+            self.close_connection = True
+            return
         self.wfile.write(data)
 
 
@@ -244,11 +262,14 @@ class FaultProxy(_Threaded):
 
     ``faults`` is a list of ``status`` or ``(status, headers)``; ``always`` (a status) makes every
     request fail. Upstream URLs in bodies are rewritten to the proxy's, so paging links stay on it.
+    ``chaos`` (a :class:`tests.servers.http_range.Chaos`) adds seeded random faults once the
+    scripted ones are used up: 5xx, 429 with Retry-After, slow answers, resets, truncated bodies.
     """
 
     upstream: str
     faults: list[Any] = field(default_factory=list)
     always: int | None = None
+    chaos: Any = None
     log: list[Recorded] = field(default_factory=list)
     handler = _ProxyHandler
 

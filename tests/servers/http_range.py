@@ -7,6 +7,11 @@ Serves one folder like a static object store (GET/HEAD, ``Range: bytes=a-b``, 20
 * ``faults[path] = 500`` (or any status): answer that status;
 * ``faults[path] = "drop-ranges"``: ignore Range and send the whole file (a server without ranges).
 
+``chaos = Chaos(rates={...}, seed=...)`` adds seeded random faults on every path (or the paths
+``only`` selects): ``500``/``503``, ``429`` with ``Retry-After``, ``"slow"`` (a delayed answer),
+``"reset"`` (the connection is reset before any reply) and ``"truncate"``; ``Chaos.injected``
+counts what was done, and ``max_faults`` bounds the total.
+
 Use :func:`serve` as a context manager; it polls until the server answers instead of sleeping.
 """
 
@@ -15,14 +20,67 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
+import random
 import re
+import socket
+import struct
 import threading
+import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+#: Fault kinds :class:`Chaos` can inject.
+CHAOS_KINDS = (500, 503, 429, "slow", "reset", "truncate")
+
+
+@dataclass
+class Chaos:
+    """Seeded random faults: ``rates[kind]`` is the chance that a request gets ``kind``.
+
+    ``retry_after`` is sent with 429 (seconds), ``delay_s`` is how late a ``"slow"`` answer
+    comes, ``only(path)`` selects the paths that may fail, ``max_faults`` caps the total
+    (None = no cap). Thread-safe; ``injected`` counts faults by kind.
+    """
+
+    rates: dict[object, float]
+    seed: int = 0
+    retry_after: int = 1
+    delay_s: float = 0.3
+    max_faults: int | None = None
+    only: Callable[[str], bool] | None = None
+    injected: Counter = field(default_factory=Counter)
+
+    def __post_init__(self):
+        unknown = set(self.rates) - set(CHAOS_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {unknown}; known: {CHAOS_KINDS}")
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    @property
+    def total(self) -> int:
+        return sum(self.injected.values())
+
+    def draw(self, path: str) -> object | None:
+        """The fault for this request, or None."""
+        if self.only is not None and not self.only(path):
+            return None
+        with self._lock:
+            if self.max_faults is not None and self.total >= self.max_faults:
+                return None
+            u = self._rng.random()
+            for kind, rate in self.rates.items():
+                if u < rate:
+                    self.injected[kind] += 1
+                    return kind
+                u -= rate
+        return None
 
 
 class RangeServer(http.server.ThreadingHTTPServer):
@@ -32,6 +90,9 @@ class RangeServer(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.root = Path(root)
         self.faults: dict[str, object] = {}
+        self.chaos: Chaos | None = None
+        self.queries: list[str] = []  # query strings seen (e.g. read-time signatures)
+        self.authorization: Counter[str] = Counter()  # Authorization headers seen (read-time tokens)
         self.requests: Counter[str] = Counter()
         self.range_requests: Counter[str] = Counter()
         self.bytes_sent: Counter[str] = Counter()
@@ -66,7 +127,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rel, path = self._target()
         with self.server.lock:
             self.server.requests[rel] += 1
+            if "?" in self.path:
+                self.server.queries.append(self.path.split("?", 1)[1])
+            if self.headers.get("Authorization"):
+                self.server.authorization[self.headers["Authorization"]] += 1
         fault = self.server.faults.get(rel)
+        if fault is None and self.server.chaos is not None and path is not None:
+            fault = self.server.chaos.draw(rel)
+            if fault == "slow":
+                time.sleep(self.server.chaos.delay_s)
+                fault = None
+            elif fault == "reset":
+                self._reset()
+                return
+            elif fault == 429:
+                self._too_many(self.server.chaos.retry_after)
+                return
         if isinstance(fault, int):
             self.send_error(fault)
             return
@@ -116,6 +192,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.bytes_sent[rel] += len(data)
         if fault == "truncate":
             self.close_connection = True
+
+    def _reset(self) -> None:
+        """Abort the connection with a TCP RST (SO_LINGER 0), before any reply."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def _too_many(self, retry_after: int) -> None:
+        body = b"slow down"
+        self.send_response(429)
+        self.send_header("Retry-After", str(retry_after))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 @contextlib.contextmanager
