@@ -1,0 +1,198 @@
+"""Readers: one scene of one product -> native-dtype bands and QA flags on a target GeoBox.
+
+``read_scene`` picks the reader from the data asset: a NetCDF swath (EMIT L2A, through its GLT),
+a local order folder or METADATA.XML (EnMAP/DESIS), otherwise GeoTIFF/COG assets (one per band,
+or one cube). Which bands, which asset, scale/offset, nodata and QA meaning all come from the
+product's :class:`~spectralearth_data.catalog.SensorSpec`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from rasterio.enums import Resampling
+
+from ...catalog import BandSpec, SensorSpec
+from ...errors import CatalogError, InputDataError
+from .. import qa as qamod
+from .cog import read_onto
+
+
+@dataclass(frozen=True)
+class SceneRef:
+    """The plan's facts about one scene: id, source, unsigned asset hrefs and the STAC item."""
+
+    scene_id: str
+    source: str
+    assets: dict[str, str]
+    item: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_plan_row(cls, row: Any) -> SceneRef:
+        assets = row["assets"]
+        item = row.get("item") if hasattr(row, "get") else row["item"]
+        return cls(
+            scene_id=str(row["scene_id"]),
+            source=str(row["source"]),
+            assets=json.loads(assets) if isinstance(assets, str) else dict(assets),
+            item=json.loads(item) if isinstance(item, str) and item else (item or {}),
+        )
+
+
+@dataclass
+class SceneRaster:
+    """A scene on the target grid: ``data`` (C, H, W) native dtype, ``mask`` (H, W) uint8 flags."""
+
+    data: np.ndarray
+    mask: np.ndarray
+
+
+def asset_href(spec: SensorSpec, scene: SceneRef, key: str) -> str:
+    """The href of our asset ``key`` in this scene, trying each provider's asset_map name."""
+    names = [key]
+    for p in spec.providers:
+        alias = p.asset_map.get(key)
+        if alias and alias not in names:
+            names.insert(0 if p.source == scene.source else len(names), alias)
+    for n in names:
+        if n in scene.assets:
+            return scene.assets[n]
+    have = ", ".join(sorted(scene.assets))
+    raise InputDataError(f"scene {scene.scene_id}: no asset {' / '.join(names)} (has: {have})")
+
+
+def item_epsg(scene: SceneRef, asset_key: str | None = None) -> int | None:
+    """The EPSG code the STAC item states for an asset (asset-level, then item-level)."""
+    item = scene.item or {}
+    places = []
+    if asset_key is not None:
+        places.append((item.get("assets") or {}).get(asset_key) or {})
+    places.append(item.get("properties") or {})
+    for d in places:
+        if d.get("proj:epsg") is not None:
+            return int(d["proj:epsg"])
+        code = d.get("proj:code")
+        if isinstance(code, str) and code.upper().startswith("EPSG:"):
+            return int(code.split(":", 1)[1])
+    return None
+
+
+def group_dtype(bands: tuple[BandSpec, ...], sensor: str) -> str:
+    dtypes = {b.dtype for b in bands}
+    if len(dtypes) != 1:
+        raise CatalogError(f"sensor {sensor!r}: stored bands need one dtype, found {sorted(dtypes)}")
+    return dtypes.pop()
+
+
+def _asset_key_for(spec: SensorSpec, scene: SceneRef, key: str) -> str:
+    href = asset_href(spec, scene, key)
+    return next(k for k, v in scene.assets.items() if v == href)
+
+
+def read_cog_scene(spec: SensorSpec, scene: SceneRef, geobox, bands: tuple[BandSpec, ...]) -> SceneRaster:
+    """Bands and QA of a GeoTIFF/COG scene on ``geobox``."""
+    dtype = group_dtype(bands, spec.name)
+    nodata = bands[0].nodata
+    data = np.empty((len(bands), *geobox.shape), dtype=dtype)
+    # group bands by asset so a cube is opened (and its blocks decoded) once
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for i, b in enumerate(bands):
+        key = b.asset or spec.data_asset
+        if key is None:
+            raise CatalogError(f"sensor {spec.name!r}: band {b.name} has no asset and no data_asset")
+        groups.setdefault(key, []).append((i, (b.index or 0) + 1 if b.asset is None else 1))
+    for key, members in groups.items():
+        real_key = _asset_key_for(spec, scene, key)
+        arr = read_onto(
+            scene.assets[real_key], geobox, indexes=[m[1] for m in members], dtype=dtype, nodata=nodata,
+            resampling=Resampling.bilinear, source=scene.source, expect_epsg=item_epsg(scene, real_key),
+        )
+        data[[m[0] for m in members]] = arr
+    from .enmap_order import apply_order_calibration
+
+    apply_order_calibration(spec, scene, data, bands)
+    harmonize_dn(spec, scene, data, bands)
+    mask = qamod.data_bits(data, bands, usable_mask(bands))
+    if spec.qa is not None:
+        mask |= _read_qa(spec, scene, geobox)
+    return SceneRaster(data, mask)
+
+
+def _read_qa(spec: SensorSpec, scene: SceneRef, geobox) -> np.ndarray:
+    qa = spec.qa
+    assert qa is not None
+    if qa.kind == "layers":
+        layers = {}
+        for e in qa.entries:
+            try:
+                real = _asset_key_for(spec, scene, e.layer)  # type: ignore[arg-type]
+            except InputDataError:
+                continue
+            layers[e.layer] = read_onto(
+                scene.assets[real], geobox, indexes=[1], dtype="float32", nodata=None,
+                resampling=Resampling.nearest, source=scene.source,
+            )[0]
+        return qamod.layers_to_bits(qa, layers, geobox.shape)
+    real = _asset_key_for(spec, scene, qa.asset)
+    values = read_onto(
+        scene.assets[real], geobox, indexes=[1], dtype=qa.dtype, nodata=None,
+        resampling=Resampling.nearest, source=scene.source, expect_epsg=item_epsg(scene, real),
+    )[0]
+    return qamod.qa_to_bits(qa, values)
+
+
+def harmonize_dn(spec: SensorSpec, scene: SceneRef, data: np.ndarray, bands: tuple[BandSpec, ...]) -> None:
+    """Bring every scene of a product onto the catalog's single scale/offset, in place.
+
+    Where the catalog has an ``offset_rule`` (Sentinel-2 processing baseline), scenes whose offset
+    differs from the bands' stored offset get their valid DNs shifted by
+    ``+(scene_offset - band_offset) / scale`` (DN*s + o_scene = DN'*s + o_band), so all stored patches decode with the same CF
+    attributes (``add_offset`` = the bands' offset).
+    """
+    rule = getattr(spec, "offset_rule", None)
+    if rule is None or not bands:
+        return
+    props = (scene.item or {}).get("properties") or {}
+    scene_offset = rule.offset_for(props)
+    shift = round((scene_offset - bands[0].offset) / bands[0].scale)
+    if shift == 0:
+        return
+    nodata = bands[0].nodata
+    info = np.iinfo(data.dtype) if data.dtype.kind in "ui" else None
+    valid = data != nodata if nodata is not None else np.ones(data.shape, bool)
+    shifted = data[valid].astype(np.int64) + shift
+    if info is not None:
+        shifted = np.clip(shifted, max(info.min, 1 if nodata == 0 else info.min), info.max)
+    data[valid] = shifted.astype(data.dtype)
+
+
+def read_scene(spec: SensorSpec, scene: SceneRef, geobox, bands: tuple[BandSpec, ...] | None = None) -> SceneRaster:
+    """One scene of product ``spec`` on ``geobox`` (see the module docstring for the dispatch)."""
+    bands = bands if bands is not None else stored_bands(spec)
+    key = spec.data_asset
+    if key is not None:
+        href = asset_href(spec, scene, key)
+        low = href.lower().split("?")[0]
+        if low.endswith((".nc", ".nc4", ".h5")):
+            from .emit import read_emit_scene
+
+            return read_emit_scene(spec, scene, geobox, bands)
+        if low.endswith((".xml", "/")):
+            from .enmap_order import read_order_scene
+
+            return read_order_scene(spec, scene, geobox, bands)
+    return read_cog_scene(spec, scene, geobox, bands)
+
+
+def stored_bands(spec: SensorSpec) -> tuple[BandSpec, ...]:
+    """The bands written to the store: all of the catalog's bands (the model drops the
+    ``usable: false`` ones; the store stays a faithful copy of the product)."""
+    return spec.bands
+
+
+def usable_mask(bands: tuple[BandSpec, ...]) -> np.ndarray:
+    """(C,) bool: bands whose values count for the pixel flags (``usable`` in the catalog)."""
+    return np.array([b.usable for b in bands], dtype=bool)

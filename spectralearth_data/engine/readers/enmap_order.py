@@ -1,0 +1,178 @@
+"""EnMAP / DESIS L2A local orders (as DLR delivers them): ``*-METADATA.XML`` + GeoTIFF rasters.
+
+An order folder holds ``<product>-METADATA.XML``, ``<product>-SPECTRAL_IMAGE.TIF`` and the
+quality layers ``<product>-QL_*.TIF``. The rasters are read like any GeoTIFF (see
+:mod:`.cog`); the METADATA.XML adds the per-band calibration of *this* scene:
+
+* EnMAP (``level_X`` schema): ``specific/bandCharacterisation/bandID`` with
+  ``wavelengthCenterOfBand``, ``FWHMOfBand``, ``GainOfBand``, ``OffsetOfBand``;
+* DESIS: the same per-band elements named ``wavelengthCenterOfBand``, ``wavelengthWidthOfBand``,
+  ``gainOfBand``, ``offsetOfBand``.
+
+``physical = DN * gain + offset``. The store keeps one encoding per product (the catalog's
+scale/offset, written as CF attributes), so when an order's gains/offsets differ from the
+catalog's, its DNs are re-encoded: ``DN' = round((DN * gain + offset - catalog_offset) /
+catalog_scale)``. An order whose band count differs from the catalog, or whose band centres lie
+further than :data:`MAX_WAVELENGTH_DIFF_NM` from it, is refused with a clear error rather than
+written under the wrong wavelengths.
+"""
+
+from __future__ import annotations
+
+import functools
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...catalog import BandSpec, SensorSpec
+from ...errors import InputDataError
+from ..hrefs import local_path
+
+#: Largest accepted distance (nm) between an order's band centre and the catalog's. Band centres
+#: of one sensor move by a nanometre or two between processor versions; more means another sensor
+#: or another band table.
+MAX_WAVELENGTH_DIFF_NM = 5.0
+
+_TAGS = {
+    "wavelength": ("wavelengthcenterofband",),
+    "fwhm": ("fwhmofband", "wavelengthwidthofband"),
+    "gain": ("gainofband",),
+    "offset": ("offsetofband",),
+}
+
+
+@dataclass(frozen=True)
+class OrderBands:
+    """Per-band facts of one order from its METADATA.XML, in band order (each (C,) float64)."""
+
+    wavelength: np.ndarray
+    fwhm: np.ndarray
+    gain: np.ndarray
+    offset: np.ndarray
+
+
+def _child(el: ET.Element, names: tuple[str, ...]) -> str | None:
+    for c in el:
+        if c.tag.split("}")[-1].lower() in names and c.text and c.text.strip():
+            return c.text.strip()
+    return None
+
+
+@functools.lru_cache(maxsize=32)
+def parse_order_bands(xml_path: str) -> OrderBands:
+    """The band table of an EnMAP/DESIS METADATA.XML (see the module docstring for the tags)."""
+    try:
+        root = ET.parse(xml_path).getroot()
+    except (ET.ParseError, OSError) as e:
+        raise InputDataError(f"{xml_path}: not a readable METADATA.XML ({e})") from None
+    rows = []
+    for el in root.iter():
+        wl = _child(el, _TAGS["wavelength"])
+        if wl is None:
+            continue
+        vals = {k: _child(el, names) for k, names in _TAGS.items()}
+        try:
+            rows.append(tuple(float(vals[k]) if vals[k] is not None else np.nan for k in ("wavelength", "fwhm", "gain", "offset")))
+        except ValueError as e:
+            raise InputDataError(f"{xml_path}: band element <{el.tag}> has a non-numeric value ({e})") from None
+    if not rows:
+        raise InputDataError(f"{xml_path}: no band table (no element with a wavelengthCenterOfBand child)")
+    arr = np.asarray(rows, dtype=np.float64).T
+    return OrderBands(*arr)
+
+
+def metadata_href(scene) -> str | None:
+    """The METADATA.XML href of an order scene (asset ``metadata``, or any asset ending so)."""
+    for key, href in scene.assets.items():
+        if href.split("?")[0].upper().endswith("METADATA.XML") or (key == "metadata" and href.lower().endswith(".xml")):
+            return href
+    return None
+
+
+def check_band_table(order: OrderBands, bands: tuple[BandSpec, ...], where: str) -> None:
+    """Refuse an order whose bands do not match the catalog's (count, centre wavelengths)."""
+    if len(order.wavelength) != len(bands):
+        raise InputDataError(f"{where}: the order has {len(order.wavelength)} bands, the catalog lists {len(bands)}")
+    cat = np.array([np.nan if b.wavelength_nm is None else b.wavelength_nm for b in bands])
+    diff = np.abs(order.wavelength - cat)
+    worst = int(np.nanargmax(diff)) if np.isfinite(diff).any() else 0
+    if np.isfinite(diff).any() and diff[worst] > MAX_WAVELENGTH_DIFF_NM:
+        raise InputDataError(
+            f"{where}: band {worst + 1} is centred at {order.wavelength[worst]:.2f} nm, the catalog says "
+            f"{cat[worst]:.2f} nm (more than {MAX_WAVELENGTH_DIFF_NM} nm apart): another sensor or band table?"
+        )
+
+
+def recalibrate(data: np.ndarray, order: OrderBands, bands: tuple[BandSpec, ...]) -> None:
+    """Re-encode ``data`` (C, H, W) in place from the order's gains/offsets to the catalog's."""
+    nodata = bands[0].nodata
+    info = np.iinfo(data.dtype) if data.dtype.kind in "ui" else None
+    for i, b in enumerate(bands):
+        g, o = order.gain[i], order.offset[i]
+        if not np.isfinite(g) or g == 0:
+            continue  # no calibration for this band: keep the catalog's
+        o = 0.0 if not np.isfinite(o) else o
+        if np.isclose(g, b.scale, rtol=1e-6, atol=0) and np.isclose(o, b.offset, rtol=0, atol=1e-9):
+            continue
+        x = data[i]
+        valid = x != nodata if nodata is not None else np.ones(x.shape, bool)
+        new = (x[valid].astype(np.float64) * g + o - b.offset) / b.scale
+        if info is not None:
+            new = np.clip(np.rint(new), info.min, info.max)
+            if nodata is not None:
+                new[new == nodata] = nodata + (1 if nodata < info.max else -1)  # never becomes fill
+        x[valid] = new.astype(data.dtype)
+
+
+def apply_order_calibration(spec: SensorSpec, scene, data: np.ndarray, bands: tuple[BandSpec, ...]) -> None:
+    """If ``scene`` is a local order with a METADATA.XML, check its band table and re-encode
+    its DNs onto the catalog's scale/offset (in place). Scenes without one are left as they are."""
+    href = metadata_href(scene)
+    if href is None:
+        return
+    path = local_path(href)
+    if path is None:
+        return  # remote orders: DLR's STAC items carry the catalog encoding
+    order = parse_order_bands(str(Path(path)))
+    check_band_table(order, bands, f"{spec.name} order {scene.scene_id} ({Path(path).name})")
+    recalibrate(data, order, bands)
+
+
+def order_assets(xml_path: Path) -> dict[str, str]:
+    """Asset key -> path for the rasters beside a METADATA.XML (keys: lower-case file suffix
+    after the product name, as the local source writes them) plus ``metadata``."""
+    xml_path = Path(xml_path)
+    product = xml_path.name.split("-METADATA")[0] if "-METADATA" in xml_path.name.upper() else ""
+    assets = {}
+    for f in sorted(xml_path.parent.iterdir()):
+        if f.suffix.lower() in {".tif", ".tiff"} and f.name.startswith(product):
+            assets[f.stem[len(product):].lstrip("-_").lower() or "image"] = str(f)
+    assets["metadata"] = str(xml_path)
+    return assets
+
+
+def read_order_scene(spec: SensorSpec, scene, geobox, bands: tuple[BandSpec, ...]):
+    """A scene whose data asset is the order's METADATA.XML (or its folder): find the rasters
+    beside it and read them as a GeoTIFF scene (which applies the order calibration)."""
+    from . import SceneRef, asset_href, read_cog_scene
+
+    href = asset_href(spec, scene, spec.data_asset)  # type: ignore[arg-type]
+    path = local_path(href)
+    if path is None:
+        raise InputDataError(f"{href}: an order's METADATA.XML must be a local file")
+    p = Path(path)
+    if p.is_dir():
+        xmls = sorted(x for x in p.iterdir() if x.name.upper().endswith("METADATA.XML"))
+        if not xmls:
+            raise InputDataError(f"{p}: no *METADATA.XML in the order folder")
+        p = xmls[0]
+    if not p.exists():
+        raise InputDataError(f"{p}: order METADATA.XML not found")
+    assets = {**order_assets(p), **{k: v for k, v in scene.assets.items() if k != spec.data_asset}}
+    found = order_assets(p)
+    if spec.data_asset not in found:
+        raise InputDataError(f"{p.parent}: no {spec.data_asset.upper()} raster beside the METADATA.XML")
+    assets[spec.data_asset] = found[spec.data_asset]  # type: ignore[index]
+    return read_cog_scene(spec, SceneRef(scene.scene_id, scene.source, assets, scene.item), geobox, bands)

@@ -1,0 +1,310 @@
+"""``tile``: a plan -> patches in the release store, as a Dask graph of one task per shard.
+
+Steps, in order: read and check the plan -> open the store and take the writer lock -> read the
+committed index (resume) -> group the remaining plan rows into tasks (one scene of one sensor, up
+to ``patches_per_shard`` cells of one CRS) and give each a free shard slot -> create/grow the
+sensor groups -> run the tasks on a Dask scheduler (a LocalCluster by default, any
+``distributed`` scheduler address, or ``"synchronous"`` inline) -> rebuild the locations table.
+Memory is bounded by a task (one shard plus one strip of source pixels), not by the region.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputDataError, SpectralEarthError
+from ..grid import parse_cell_id
+from ..schema import PLAN_COLUMNS
+from . import store as st
+from .config import TileConfig, sensor_spec
+from .readers import SceneRef, group_dtype, stored_bands
+from .tasks import CellJob, Task, TaskResult, run_task
+
+#: Tasks kept in flight per Dask worker (enough to hide scheduling latency, few enough that
+#: memory does not grow with the plan).
+IN_FLIGHT_PER_WORKER = 3
+
+#: Plan columns tiling cannot do without.
+REQUIRED = ("cell_id", "cell_m", "sensor", "scene_id", "datetime", "anchor_scene_id", "source", "assets", "item", "geometry")
+
+
+@dataclass
+class TileSummary:
+    """What a ``tile`` run did."""
+
+    patches_written: int = 0
+    patches_dropped: int = 0
+    patches_skipped: int = 0  # already in the index (resume)
+    cells_skipped: int = 0  # cells whose every patch was already in the index
+    tasks: int = 0
+    failed: list[str] = field(default_factory=list)
+    drop_reasons: dict[str, int] = field(default_factory=dict)
+    bytes_written: int = 0
+    seconds: float = 0.0
+    workers: int = 1
+
+    @property
+    def patches_per_second(self) -> float:
+        return self.patches_written / self.seconds if self.seconds else 0.0
+
+
+def read_plan(plan) -> object:
+    """A plan GeoDataFrame from a GeoDataFrame or a GeoParquet path, with the needed columns."""
+    import geopandas as gpd
+
+    if isinstance(plan, (str, Path)):
+        p = Path(plan)
+        if not p.exists():
+            raise InputDataError(f"{p}: plan file not found")
+        try:
+            plan = gpd.read_parquet(p)
+        except Exception as e:  # pyarrow/geopandas raise several types for a bad file
+            raise InputDataError(f"{p}: not a GeoParquet plan ({e})") from None
+    missing = [c for c in REQUIRED if c not in plan.columns]
+    if missing:
+        raise InputDataError(f"plan: missing columns {missing} (a plan has {list(PLAN_COLUMNS)})")
+    if plan.crs is not None and plan.crs.to_epsg() != 4326:
+        plan = plan.to_crs("EPSG:4326")
+    return plan
+
+
+def _dedupe(plan):
+    """One row per patch id (a scene may be chosen for several anchors); best rank first."""
+    sort = [c for c in ("rank", "dt_days") if c in plan.columns]
+    if sort:
+        plan = plan.assign(_abs=plan["dt_days"].abs() if "dt_days" in plan else 0).sort_values([c if c != "dt_days" else "_abs" for c in sort], kind="stable")
+    keys = plan["sensor"].astype(str) + "/" + plan["cell_id"].astype(str) + "/" + plan["scene_id"].astype(str)
+    plan = plan.assign(_pid=keys)
+    return plan.drop_duplicates("_pid", keep="first")
+
+
+def _references(plan) -> dict[tuple[str, str], SceneRef]:
+    """(cell_id, HSI scene id) -> the S2 scene the plan pairs with it (best rank)."""
+    s2 = plan[plan["sensor"] == "s2"]
+    out: dict[tuple[str, str], SceneRef] = {}
+    for _, r in s2.iterrows():
+        key = (r["cell_id"], r["anchor_scene_id"])
+        if key not in out:
+            out[key] = SceneRef.from_plan_row(r)
+    return out
+
+
+def build_tasks(plan, cell_m: int, done: set[str], committed: dict[str, set[int]], cfg: TileConfig) -> tuple[list[Task], int]:
+    """Tasks for the plan rows not yet attempted, each with a free shard slot of its sensor.
+
+    The patches of a sensor are sorted by (scene, CRS, cell) and cut into runs of
+    ``patches_per_shard``: a shard is filled before the next one starts, so ``<sensor>/data``
+    stays dense, and each task still reads its scenes in a few strip warps.
+    """
+    plan = _dedupe(plan)
+    skip = plan["_pid"].isin(done)
+    todo = plan[~skip]
+    refs = _references(plan)
+    tasks: list[Task] = []
+    k = cfg.patches_per_shard
+    todo = todo.assign(_epsg=[parse_cell_id(c, cell_m).epsg for c in todo["cell_id"]])
+    for sensor, grp in todo.groupby("sensor", sort=True):
+        hsi = sensor_spec(sensor).kind == "hsi"
+        grp = grp.sort_values(["scene_id", "_epsg", "cell_id"], kind="stable")
+        scenes: dict[str, SceneRef] = {}
+        jobs = []
+        for _, r in grp.iterrows():
+            sid = str(r["scene_id"])
+            if sid not in scenes:
+                scenes[sid] = SceneRef.from_plan_row(r)
+            jobs.append(CellJob(
+                scene=scenes[sid], cell_id=r["cell_id"], anchor_scene_id=str(r["anchor_scene_id"]),
+                datetime=r["datetime"], geometry_wkb=r.geometry.wkb,
+                reference=refs.get((r["cell_id"], sid)) if hsi else None,
+            ))
+        free = _free_slots(committed.get(sensor, set()))
+        for i in range(0, len(jobs), k):
+            tasks.append(Task(sensor, next(free), cell_m, tuple(jobs[i : i + k])))
+    return tasks, int(skip.sum())
+
+
+def _free_slots(used: set[int]):
+    i = 0
+    while True:
+        if i not in used:
+            yield i
+        i += 1
+
+
+def _prepare_groups(root, tasks: list[Task], cfg: TileConfig, cell_m: int) -> dict:
+    specs = {}
+    for sensor in sorted({t.sensor for t in tasks}):
+        spec = sensor_spec(sensor)
+        bands = stored_bands(spec)
+        layout = st.GroupLayout(
+            sensor, len(bands), spec.patch_px_for(cell_m), cfg.patches_per_shard, group_dtype(bands, sensor),
+            bands[0].nodata if bands[0].nodata is not None else 0,
+        )
+        st.ensure_group(root, spec, bands, layout)
+        st.reserve(root, sensor, max(t.shard for t in tasks if t.sensor == sensor) + 1)
+        specs[sensor] = spec
+    return specs
+
+
+def tile(
+    plan,
+    store: Path,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    cells: list[str] | None = None,
+    config: TileConfig | None = None,
+) -> TileSummary:
+    """Cut the scenes of ``plan`` onto their cells and write them into ``store``.
+
+    ``scheduler``: None = a LocalCluster of ``workers`` single-threaded processes; a
+    ``tcp://host:port`` address = an existing ``distributed`` cluster; ``"synchronous"`` or
+    ``"threads"`` = Dask's local schedulers (no cluster). ``cells`` restricts the run to those cell
+    ids. Already-indexed patches are skipped (resume). Scenes that fail (unreadable, no CRS, all
+    nodata) do not stop the others; after the run an :class:`InputDataError` lists them, and the
+    store, holding every completed shard, still validates.
+    """
+    t0 = time.perf_counter()
+    cfg = config or TileConfig()
+    plan = read_plan(plan)
+    if cells:
+        plan = plan[plan["cell_id"].isin(set(cells))]
+    cell_ms = sorted({int(c) for c in plan["cell_m"]})
+    if len(cell_ms) > 1:
+        raise InputDataError(f"plan: mixes cell sizes {cell_ms}; a release has one cell_m")
+    cell_m = cell_ms[0] if cell_ms else 3840
+    store = Path(store)
+    summary = TileSummary()
+    with st.writer_lock(store):
+        root = st.open_root(store, cell_m, cfg.release_id)
+        st.clean_temporaries(store)
+        done, committed = st.committed(store)
+        tasks, skipped = build_tasks(plan, cell_m, done, committed, cfg)
+        summary.patches_skipped = skipped
+        summary.cells_skipped = len(set(plan["cell_id"]) - {c.cell_id for t in tasks for c in t.cells})
+        summary.tasks = len(tasks)
+        specs = _prepare_groups(root, tasks, cfg, cell_m) if tasks else {}
+        results, failures = _execute(tasks, store, cfg, scheduler, workers, progress, summary)
+        for r in results:
+            summary.patches_written += r.written
+            summary.patches_dropped += r.dropped
+            summary.bytes_written += r.bytes_written
+            for k, v in r.drop_reasons.items():
+                summary.drop_reasons[k] = summary.drop_reasons.get(k, 0) + v
+        summary.failed = failures + [f for r in results for f in r.failures]
+        failures = summary.failed
+        if specs:
+            st.update_root_attrs(root, specs)
+        st.write_locations(store, cell_m)
+        st.consolidate(store)
+    summary.seconds = time.perf_counter() - t0
+    if failures:
+        err = InputDataError(f"{len(failures)} scene(s) failed; the rest were written: " + "; ".join(failures[:5]))
+        err.summary = summary  # type: ignore[attr-defined]
+        raise err
+    return summary
+
+
+def _execute(tasks, store, cfg, scheduler, workers, progress, summary) -> tuple[list[TaskResult], list[str]]:
+    if not tasks:
+        return [], []
+    if scheduler in ("synchronous", "sync", "threads"):
+        summary.workers = 1 if scheduler != "threads" else (workers or os.cpu_count() or 1)
+        return _run_local(tasks, store, cfg, scheduler, workers, progress)
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        n = workers or min(os.cpu_count() or 1, len(tasks))
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        summary.workers = len(client.scheduler_info().get("workers", {})) or 1
+        # a bounded window of tasks in flight: the scheduler and this process hold O(workers)
+        # tasks and results, not O(plan), whatever the size of the region
+        window = max(4, IN_FLIGHT_PER_WORKER * summary.workers)
+        todo = iter(tasks)
+
+        def submit(t: Task):
+            return client.submit(_guarded, t, str(store), cfg, key=f"tile-{t.sensor}-{t.shard}-{os.getpid()}", pure=False)
+
+        pending = as_completed([submit(t) for t in itertools.islice(todo, window)])
+        results, failures = [], []
+        with _bar(progress, len(tasks)) as advance:
+            for fut in pending:
+                ok, val = fut.result()
+                (results if ok else failures).append(val)
+                fut.release()
+                advance()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.add(submit(nxt))
+        return results, failures
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _guarded(task: Task, store: str, cfg: TileConfig):
+    """Run a task; a user-fixable failure of the whole task comes back as (False, message)."""
+    try:
+        return True, run_task(task, store, cfg)
+    except SpectralEarthError as e:
+        msg = " ".join(str(e).split())  # one line, whatever the library said
+        return False, f"{task.sensor} shard {task.shard} ({', '.join(task.scene_ids[:3])}): {msg}"
+
+
+def _run_local(tasks, store, cfg, scheduler, workers, progress):
+    import dask
+    from dask.callbacks import Callback
+
+    delayed = [dask.delayed(_guarded, pure=False)(t, str(store), cfg) for t in tasks]
+    with _bar(progress, len(tasks)) as advance:
+
+        class _Tick(Callback):
+            def _posttask(self, key, result, dsk, state, id):
+                if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], bool):
+                    advance()
+
+        kw = {"num_workers": workers} if scheduler == "threads" and workers else {}
+        with _Tick():
+            out = dask.compute(*delayed, scheduler="sync" if scheduler in ("synchronous", "sync") else "threads", **kw)
+    results = [v for ok, v in out if ok]
+    failures = [v for ok, v in out if not ok]
+    return results, failures
+
+
+class _bar:
+    """A rich progress bar over tasks (a no-op when progress is off)."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total = enabled, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._p = Progress(TextColumn("tiling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        self._p.__enter__()
+        tid = self._p.add_task("tile", total=self.total)
+        return lambda: self._p.advance(tid)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._p.__exit__(*exc)
+        return False

@@ -1,0 +1,146 @@
+"""Check a release store against its index: every index row against the data it points at.
+
+Checks: root attributes; index parts readable with the contract columns; no duplicate patch ids
+or rows; each row inside its sensor array and inside the shard its part owns; patch shape;
+sha256 of the patch bytes; no infinite values; mask consistent with the data (a pixel not flagged
+nodata has data) and with the stored valid fraction; licence fields present and as the catalog
+says; every indexed cell in locations.parquet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ..masks import INVALID, MaskFlag
+from ..schema import INDEX_COLUMNS
+from . import store as st
+
+
+def validate_store(store, check_hashes: bool = True) -> list[str]:
+    """Problems found in ``store`` (each a line naming the patch or file); empty = valid."""
+    import geopandas as gpd
+    import zarr
+
+    store = Path(store)
+    if not (store / "zarr.json").exists():
+        return [f"{store}: not a release store (no zarr.json)"]
+    problems: list[str] = []
+    root = zarr.open_group(str(store), mode="r", zarr_format=3, use_consolidated=False)
+    for key in ("release_id", "cell_m", "pipeline_version"):
+        if key not in root.attrs:
+            problems.append(f"{store}: root attribute {key!r} missing")
+    seen_pid: set[str] = set()
+    seen_row: set[tuple[str, int]] = set()
+    cells: set[str] = set()
+    try:
+        parts = list(st.iter_parts(store))
+    except Exception as e:  # a corrupt part file
+        return problems + [f"{store}: unreadable index part ({e})"]
+    arrays: dict[str, tuple] = {}
+    for path, meta in parts:
+        try:
+            df = gpd.read_parquet(path)
+        except Exception as e:
+            problems.append(f"{path.name}: unreadable ({e})")
+            continue
+        if list(df.columns) != list(INDEX_COLUMNS):
+            problems.append(f"{path.name}: columns {list(df.columns)} differ from the index contract")
+            continue
+        for r in df.itertuples(index=False):
+            problems += _check_row(r, root, arrays, meta, seen_pid, seen_row, check_hashes, path.name)
+            cells.add(r.cell_id)
+    problems += _check_locations(store, cells)
+    problems += _check_orphans(store, parts)
+    return problems
+
+
+def _check_orphans(store: Path, parts) -> list[str]:
+    """Shards holding data that no index part commits: left by a run killed between writing a
+    shard and committing its part. Harmless to readers of the index (nothing points at them) and
+    overwritten by the next ``tile`` run, but reported so a store is never published with them."""
+    committed: dict[str, set[int]] = {}
+    for _, meta in parts:
+        committed.setdefault(meta["sensor"], set()).add(int(meta["shard"]))
+    out = []
+    for sensor in st.sensor_groups(store):
+        for var in ("data", "mask"):
+            chunks = store / sensor / var / "c"
+            present = {int(p.name) for p in chunks.iterdir() if p.name.isdigit()} if chunks.is_dir() else set()
+            orphans = sorted(present - committed.get(sensor, set()))
+            if orphans:
+                out.append(f"{sensor}/{var}: shard(s) {orphans[:10]} hold data no index part commits "
+                           "(left by a killed run; the next tile run that needs a shard reuses the slot)")
+    return out
+
+
+def _arrays(root, sensor: str, arrays: dict):
+    if sensor not in arrays:
+        g = root[sensor]
+        a = g["data"].attrs
+        fill = g["data"].fill_value if ("_FillValue" in a or "missing_value" in a) else None
+        arrays[sensor] = (g["data"], g["mask"], fill)
+    return arrays[sensor]
+
+
+def _check_row(r, root, arrays, meta, seen_pid, seen_row, check_hashes, part) -> list[str]:
+    out = []
+    pid = r.patch_id
+    if pid in seen_pid:
+        out.append(f"{pid}: duplicate patch id ({part})")
+    seen_pid.add(pid)
+    if r.sensor not in root:
+        return out + [f"{pid}: sensor group {r.sensor!r} missing from the store"]
+    data, mask, fill = _arrays(root, r.sensor, arrays)
+    k = data.shards[0]
+    row = int(r.row)
+    if (r.sensor, row) in seen_row:
+        out.append(f"{pid}: row {row} of {r.sensor} is indexed twice")
+    seen_row.add((r.sensor, row))
+    if not 0 <= row < data.shape[0]:
+        return out + [f"{pid}: row {row} outside {r.sensor}/data (N={data.shape[0]})"]
+    if row // k != int(meta["shard"]):
+        out.append(f"{pid}: row {row} is not in shard {meta['shard']} that {part} commits")
+    if not r.licence or r.redistributable not in (True, False):
+        out.append(f"{pid}: licence fields missing")
+    else:
+        lic = root.attrs.get("licences", {}).get(r.sensor)
+        if lic and (lic["id"] != r.licence or bool(lic["redistributable"]) != bool(r.redistributable)):
+            out.append(f"{pid}: licence {r.licence!r} differs from the store's {lic['id']!r}")
+    try:
+        patch = data[row]
+        m = mask[row]
+    except Exception as e:  # a torn or overwritten shard fails in the codec (zstd, crc32c, ...)
+        return out + [f"{pid}: row {row} of {r.sensor} cannot be decoded (torn shard?): {type(e).__name__}: {_first_line(e)}"]
+    if check_hashes and hashlib.sha256(np.ascontiguousarray(patch).tobytes()).hexdigest() != r.sha256:
+        out.append(f"{pid}: sha256 of row {row} does not match the index (torn or overwritten patch)")
+    if patch.dtype.kind == "f" and not np.isfinite(patch).all():
+        out.append(f"{pid}: non-finite values (NaN/inf) in row {row}; missing pixels must hold the fill value")
+    if fill is not None:
+        empty = np.all(patch == fill, axis=0)
+        if (empty & ((m & int(MaskFlag.NODATA)) == 0)).any():
+            out.append(f"{pid}: pixels with no data are not flagged nodata in the mask")
+    vf = float(((m & int(INVALID)) == 0).mean())
+    if abs(vf - float(r.valid_fraction)) > 1e-6:
+        out.append(f"{pid}: valid_fraction {r.valid_fraction:.4f} but the mask says {vf:.4f}")
+    return out
+
+
+def _check_locations(store: Path, cells: set[str]) -> list[str]:
+    import geopandas as gpd
+
+    path = store / st.LOCATIONS
+    if not cells:
+        return []
+    if not path.exists():
+        return [f"{path}: missing"]
+    loc = gpd.read_parquet(path)
+    missing = sorted(cells - set(loc["cell_id"]))
+    return [f"{path.name}: cells {missing[:5]} are indexed but not in the locations table"] if missing else []
+
+
+def _first_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else ""

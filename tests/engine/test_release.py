@@ -1,0 +1,122 @@
+"""A finished release: export honours licences, publish writes the manifest, quicklook draws a
+location, and the release opens over HTTP with plain xarray (the object-storage read path)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import xarray as xr
+from PIL import Image
+from servers.http_range import serve
+
+from spectralearth_data.engine import TileConfig, export, publish, quicklook, tile, validate
+from spectralearth_data.errors import ReleaseError
+
+from .synth import demo_cells
+from .test_tile import _plan
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("release")
+    out = tmp / "r1.zarr"
+    tile(_plan(tmp, demo_cells(2)), out, scheduler="synchronous", progress=False, config=TileConfig(patches_per_shard=2))
+    return out
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_export_leaves_out_enmap_and_copies_shards_byte_for_byte(store, tmp_path):
+    out = export(store, tmp_path / "open.zarr")
+    assert validate(out) == []
+    assert (out / "s2").is_dir() and not (out / "enmap").exists()
+    idx = gpd.read_parquet(out / "index" / "patches")
+    assert set(idx["sensor"]) == {"s2"} and idx["redistributable"].all() and len(idx) == 2
+    root = json.loads((out / "zarr.json").read_text())["attributes"]
+    assert root["left_out"] == ["enmap"] and set(root["licences"]) == {"s2"}
+    for p in (store / "s2").rglob("*"):
+        if p.is_file():
+            assert _digest(p) == _digest(out / p.relative_to(store))
+    loc = gpd.read_parquet(out / "index" / "locations.parquet")
+    assert set(loc["sensors"]) == {"s2"}
+    with pytest.raises(ReleaseError, match="already exists"):
+        export(store, out)
+
+
+def test_publish_writes_a_manifest_with_a_content_id(store, tmp_path):
+    copy = tmp_path / "r.zarr"
+    shutil.copytree(store, copy)
+    manifest = json.loads(publish(copy, "se-mm-test-1").read_text())
+    idx = gpd.read_parquet(copy / "index" / "patches")
+    assert manifest["release_id"] == "se-mm-test-1" and manifest["patches"] == len(idx) == 4
+    assert manifest["content_sha256"] == hashlib.sha256("\n".join(sorted(idx["sha256"])).encode()).hexdigest()
+    assert manifest["sensors"]["enmap"]["redistributable"] is False and manifest["sensors"]["s2"]["shape"] == [12, 96, 96]
+    with pytest.raises(ReleaseError, match="without slashes"):
+        publish(copy, "bad id")
+
+
+def test_publish_refuses_a_store_that_does_not_validate(store, tmp_path):
+    copy = tmp_path / "r.zarr"
+    shutil.copytree(store, copy)
+    (copy / "index" / "locations.parquet").unlink()
+    with pytest.raises(ReleaseError, match="not published.*locations"):
+        publish(copy, "x")
+    assert not (copy / "release.json").exists()
+
+
+def test_quicklook_draws_every_product_of_a_location(store, tmp_path):
+    cell = demo_cells(2)[0].id
+    png = quicklook(store, cell, tmp_path / "q.png")
+    with Image.open(png) as im:
+        w, h = im.size
+        px = np.asarray(im.convert("RGB"))
+    assert w > 2.5 * h  # s2 RGB, enmap RGB and the HSI mean spectrum side by side
+    assert px.std() > 10  # not a blank canvas
+    with pytest.raises(ReleaseError, match="no patches for cell"):
+        quicklook(store, "32633_00000_00000", tmp_path / "none.png")
+
+
+def test_release_opens_over_http_with_plain_xarray(store):
+    """What a user of a release on object storage does: xarray + fsspec, none of our code."""
+    with serve(store.parent) as srv:
+        url = f"{srv.url}/{store.name}"
+        ds = xr.open_zarr(url, group="s2")  # consolidated metadata: no folder listing needed
+        local = xr.open_zarr(store, group="s2", consolidated=False)
+        xr.testing.assert_identical(ds.load(), local.load())
+        idx = gpd.read_parquet(f"{url}/index/locations.parquet")
+    assert len(idx) == 2
+
+
+@pytest.mark.parametrize("sensor", ["desis", "emit", "enmap", "landsat", "lst", "s1", "s2"])
+def test_every_product_group_opens_with_plain_xarray(tmp_path, sensor):
+    """The CF attributes the store writes for each catalog product decode in plain xarray: one
+    patch of fill values comes back all NaN, one valid DN decodes with scale_factor/add_offset."""
+    import warnings
+
+    from spectralearth_data.catalog import load_sensor
+    from spectralearth_data.engine import store as st
+    from spectralearth_data.engine.readers import group_dtype
+
+    spec = load_sensor(sensor)
+    b0 = spec.bands[0]
+    root = st.open_root(tmp_path / "s.zarr", 960)
+    st.ensure_group(root, spec, spec.bands, st.GroupLayout(sensor, len(spec.bands), 8, 2, group_dtype(spec.bands, sensor), b0.nodata))
+    st.reserve(root, sensor, 1)
+    dn = np.asarray(b0.valid_range[0] + 1, dtype=b0.dtype)
+    root[sensor]["data"][1, :, :, :] = dn
+    st.consolidate(tmp_path / "s.zarr")  # as tile() does at the end of a run
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_zarr(tmp_path / "s.zarr", group=sensor)
+        data = ds["data"].values
+    assert np.isnan(data[0]).all()
+    np.testing.assert_allclose(data[1], float(dn) * b0.scale + b0.offset, rtol=1e-6)
+    assert ds["wavelength"].shape == (len(spec.bands),)
