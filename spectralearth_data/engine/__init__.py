@@ -1,11 +1,18 @@
 """The data engine: read scenes onto grid cells, QA them and write the sharded Zarr release.
 
 Public API: :func:`tile`, :func:`validate`, :func:`publish`, :func:`export`, :func:`quicklook`,
-:class:`TileConfig`, :class:`TileSummary`. Heavy imports happen inside the functions.
+:class:`TileConfig`, :class:`TileSummary`.
+
+The submodules that share a name with a function (``validate``, ``export``, ``quicklook``) are
+imported here first: importing a submodule later would otherwise replace the package attribute,
+and ``engine.validate`` would turn from the function into the module.
 """
 
 from __future__ import annotations
 
+from . import export as _export_module  # noqa: F401  (see the module docstring)
+from . import quicklook as _quicklook_module  # noqa: F401
+from . import validate as _validate_module  # noqa: F401
 from .config import PIPELINE_VERSION, TileConfig
 from .tile import TileSummary, tile
 
