@@ -45,7 +45,7 @@ def load_encoder(path: Path, map_location: str | torch.device = "cpu") -> tuple[
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises several types for corrupt/foreign files
+    except Exception as e:  # noqa: BLE001 -- torch raises several types for corrupt/foreign files
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__

@@ -5,7 +5,7 @@ Sensor facts (bands, wavelengths, FWHM, GSD) are read from ``catalogs/`` through
 checkpoint carries everything needed to rebuild the model without the catalog. Everything else
 here is a *model* choice (widths, depths, token size, input normalisation constants, loss weights).
 
-Width/depth choice of the presets (see also docs/model.md):
+Width/depth choice of the presets (``spectralearth model-info --preset P`` prints the parameters):
 
 * ``tiny``  - 2 stages (64, 128), depths (1, 2): CPU tests and the demo, well under a second per
   step at batch 4 on the 960 m demo cell (8x8 tokens).
@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from spectralearth_data.errors import SpectralEarthError
@@ -134,7 +134,7 @@ class ModelConfig:
 
     def patch_px(self, name: str) -> int:
         """Pixels per token side for a sensor: ``token_m / gsd_m``."""
-        return int(round(self.token_m / self.sensor(name).gsd_m))
+        return round(self.token_m / self.sensor(name).gsd_m)
 
     def tokens_for(self, cell_m: float) -> int:
         """Tokens per side for a cell of ``cell_m`` metres (e.g. 960 m -> 8, 3840 m -> 32)."""
@@ -144,13 +144,13 @@ class ModelConfig:
                 f"cell size {cell_m} m gives {n:g} tokens of {self.token_m:g} m; need a multiple of "
                 f"{self.grid_unit} for {len(self.dims)} stages"
             )
-        return int(round(n))
+        return round(n)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         d = dict(d)
         sensors = tuple(
             SensorInput(**{k: tuple(v) if isinstance(v, list) else v for k, v in s.items()})
@@ -196,21 +196,21 @@ def sensor_input(name: str) -> SensorInput:
 
 
 _PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(
-        spectral_groups=16, spectral_dim=32, fusion_depth=1, fusion_heads=2,
-        dims=(64, 128), depths=(1, 2), heads=(2, 4),
-        predictor_dim=64, predictor_depth=2, predictor_heads=2, monitor_every=10,
-    ),
-    "small": dict(
-        spectral_groups=32, spectral_dim=64, fusion_depth=1, fusion_heads=3,
-        dims=(96, 192, 384), depths=(1, 2, 5), heads=(1, 2, 6),
-        predictor_dim=192, predictor_depth=4, predictor_heads=6, monitor_every=50,
-    ),
-    "base": dict(
-        spectral_groups=64, spectral_dim=64, fusion_depth=2, fusion_heads=2,
-        dims=(96, 192, 384, 768), depths=(2, 3, 16, 3), heads=(1, 2, 4, 8),
-        predictor_dim=384, predictor_depth=6, predictor_heads=6, monitor_every=100,
-    ),
+    "tiny": {
+        "spectral_groups": 16, "spectral_dim": 32, "fusion_depth": 1, "fusion_heads": 2,
+        "dims": (64, 128), "depths": (1, 2), "heads": (2, 4),
+        "predictor_dim": 64, "predictor_depth": 2, "predictor_heads": 2, "monitor_every": 10,
+    },
+    "small": {
+        "spectral_groups": 32, "spectral_dim": 64, "fusion_depth": 1, "fusion_heads": 3,
+        "dims": (96, 192, 384), "depths": (1, 2, 5), "heads": (1, 2, 6),
+        "predictor_dim": 192, "predictor_depth": 4, "predictor_heads": 6, "monitor_every": 50,
+    },
+    "base": {
+        "spectral_groups": 64, "spectral_dim": 64, "fusion_depth": 2, "fusion_heads": 2,
+        "dims": (96, 192, 384, 768), "depths": (2, 3, 16, 3), "heads": (1, 2, 4, 8),
+        "predictor_dim": 384, "predictor_depth": 6, "predictor_heads": 6, "monitor_every": 100,
+    },
 }
 
 PRESETS = tuple(_PRESETS)

@@ -20,6 +20,7 @@ Reading is built for many workers and many ranks:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -118,7 +119,7 @@ def _product_layout(root, sensor: str) -> ProductLayout:
 
     grp = root[sensor]
     data = grp["data"]
-    n, c, h, w = data.shape
+    n, c, h, _ = data.shape
     attrs = dict(data.attrs)
     names = _read_names(grp, "band") or attrs.get("band_names")
     bands = _usable_channels(sensor, c, names)
@@ -181,7 +182,7 @@ def open_release(store: Path | str, sensors: Sequence[str]) -> Release:
         raise ReleaseError(f"release {store} does not exist")
     try:
         root = _open_root(store)
-    except Exception as e:  # zarr raises several types for a folder that is not a group
+    except Exception as e:  # noqa: BLE001 -- zarr raises several types for a folder that is not a group
         raise ReleaseError(f"release {store} is not a Zarr group ({type(e).__name__}: {e})") from None
     index = read_index(store)
     in_index = set(index["sensor"].unique())
@@ -255,7 +256,7 @@ class AlignedAugment:
         """The augmentation parameters for one sample (pure function of ``rng``)."""
         p: dict[str, Any] = {"x0": 0.0, "y0": 0.0, "size": extent_m}
         if self.crop_m is not None and self.crop_m < extent_m:
-            slots = int(round((extent_m - self.crop_m) / step_m)) + 1
+            slots = round((extent_m - self.crop_m) / step_m) + 1
             p.update(x0=float(rng.integers(slots)) * step_m, y0=float(rng.integers(slots)) * step_m,
                      size=self.crop_m)
         p["flip_h"] = bool(self.flip and rng.integers(2))
@@ -266,7 +267,7 @@ class AlignedAugment:
     @staticmethod
     def apply(arr: np.ndarray, gsd: float, p: dict[str, Any]) -> np.ndarray:
         """Apply parameters ``p`` to ``arr`` (..., H, W) on a grid of ``gsd`` metres."""
-        x0, y0, n = (int(round(p[k] / gsd)) for k in ("x0", "y0", "size"))
+        x0, y0, n = (round(p[k] / gsd) for k in ("x0", "y0", "size"))
         arr = arr[..., y0 : y0 + n, x0 : x0 + n]
         if p["flip_h"]:
             arr = arr[..., :, ::-1]
@@ -281,18 +282,47 @@ class AlignedAugment:
 
 
 def decode(raw: np.ndarray, layout: ProductLayout) -> tuple[np.ndarray, np.ndarray]:
-    """Native (C, H, W) of the usable bands -> float32 physical units and a (H, W) nodata mask.
+    """Native (C, H, W) -> float32 physical units of the usable bands and a (H, W) nodata mask.
 
+    ``raw`` holds either the usable bands or every stored band (then ``layout.bands`` selects).
     physical = raw * scale_factor + add_offset (CF); a pixel whose value equals ``_FillValue`` in
     any band is nodata: every band there becomes 0.
+
+    Written for speed (it runs for every patch the loader reads): one casting copy into the
+    output, then in-place scale and offset over the whole cube, fill values compared in the native
+    dtype, and no boolean-index assignment unless there is nodata (~2.5x the straightforward
+    ``astype``/``*``/``+``).
     """
+    full = raw.shape[0] == layout.channels
+    bands = range(layout.channels) if full else layout.bands
+    out = np.empty((layout.channels, *raw.shape[1:]), dtype=np.float32)
+    if full:
+        np.copyto(out, raw, casting="unsafe")
+    else:
+        for i, c in enumerate(bands):
+            out[i] = raw[c]
     nodata = np.zeros(raw.shape[1:], dtype=bool)
-    for c in np.flatnonzero(~np.isnan(layout.fill)):
-        nodata |= raw[c] == layout.fill[c]
-    if np.issubdtype(raw.dtype, np.floating):
-        nodata |= np.isnan(raw).any(axis=0)
-    out = raw.astype(np.float32) * layout.scale[:, None, None] + layout.offset[:, None, None]
-    out[:, nodata] = 0.0
+    has_fill = ~np.isnan(layout.fill)
+    floating = np.issubdtype(raw.dtype, np.floating)
+    fill = layout.fill
+    if not floating and np.all(np.mod(fill[has_fill], 1) == 0):
+        info = np.iinfo(raw.dtype)  # compare in the native dtype (a float64 fill would upcast)
+        has_fill &= (fill >= info.min) & (fill <= info.max)  # a fill the dtype cannot hold never occurs
+        fill = np.where(has_fill, fill, 0).astype(raw.dtype)
+    for i, c in enumerate(bands):
+        if has_fill[i]:
+            np.logical_or(nodata, raw[c] == fill[i], out=nodata)
+        if floating:
+            np.logical_or(nodata, np.isnan(raw[c]), out=nodata)
+    scale, offset = layout.scale, layout.offset
+    if np.all(scale == scale[0]):
+        out *= scale[0]
+    else:
+        out *= scale[:, None, None]
+    if np.any(offset != 0):
+        out += offset[:, None, None]
+    if nodata.any():
+        out[:, nodata] = 0.0
     return out, nodata
 
 
@@ -328,13 +358,13 @@ class ReleaseDataset(torch.utils.data.Dataset):
         self._pid: int | None = None
         layouts = self.release.products.values()
         self.extent_m = min(p.size_px * p.gsd for p in layouts)
-        self.step_m = float(np.lcm.reduce([int(round(p.gsd)) for p in layouts]))
-        if augment is not None and augment.crop_m is not None:
-            if augment.crop_m % self.step_m or augment.crop_m > self.extent_m:
-                raise ReleaseError(
-                    f"crop of {augment.crop_m} m must be a multiple of {self.step_m:g} m and at most "
-                    f"{self.extent_m:g} m for products {', '.join(self.sensors)}"
-                )
+        self.step_m = float(np.lcm.reduce([round(p.gsd) for p in layouts]))
+        crop_m = augment.crop_m if augment is not None else None
+        if crop_m is not None and (crop_m % self.step_m or crop_m > self.extent_m):
+            raise ReleaseError(
+                f"crop of {crop_m} m must be a multiple of {self.step_m:g} m and at most "
+                f"{self.extent_m:g} m for products {', '.join(self.sensors)}"
+            )
 
     def __len__(self) -> int:
         return len(self.locations)
@@ -357,19 +387,37 @@ class ReleaseDataset(torch.utils.data.Dataset):
         lay = self.release.products[sensor]
         if self.augment is None or self.augment.crop_m is None:
             return lay.size_px
-        return int(round(self.augment.crop_m / lay.gsd))
+        return round(self.augment.crop_m / lay.gsd)
+
+    def read_raw(self, patches: Sequence[tuple[str, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Stored (data, mask) arrays of ``(sensor, row)`` patches, read concurrently.
+
+        All reads of a sample go to zarr's event loop as one ``gather``: one hand-off instead of
+        two per product, ~30 % less CPU than one ``array[row]`` call after another.
+        """
+        from zarr.core.sync import sync
+
+        arrays = [self._array(sensor) for sensor, _ in patches]
+
+        async def gather() -> list[Any]:
+            return await asyncio.gather(*[
+                a._async_array.getitem(int(row)) for (data, mask), (_, row) in zip(arrays, patches)
+                for a in (data, mask)
+            ])
+
+        out = sync(gather())
+        return [(np.asarray(out[2 * i]), np.asarray(out[2 * i + 1], dtype=np.uint8)) for i in range(len(patches))]
+
+    def decode_patch(self, sensor: str, raw: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stored arrays -> (float32 (C,H,W) physical units of the usable bands, uint8 (H,W) mask)."""
+        phys, nodata = decode(raw, self.release.products[sensor])  # selects the usable bands
+        if nodata.any():
+            mask = np.where(nodata, mask | np.uint8(MaskFlag.NODATA), mask).astype(np.uint8)
+        return phys, mask
 
     def read_patch(self, sensor: str, row: int) -> tuple[np.ndarray, np.ndarray]:
         """(float32 (C,H,W) physical units of usable bands, uint8 (H,W) mask) of one patch."""
-        lay = self.release.products[sensor]
-        data, mask = self._array(sensor)
-        raw = data[row]
-        if len(lay.bands) != raw.shape[0]:
-            raw = raw[list(lay.bands)]
-        phys, nodata = decode(raw, lay)
-        m = np.asarray(mask[row], dtype=np.uint8)
-        m = np.where(nodata, m | np.uint8(MaskFlag.NODATA), m).astype(np.uint8)
-        return phys, m
+        return self.decode_patch(sensor, *self.read_raw([(sensor, row)])[0])
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, dict[str, Any]]:
         idx, seed = key if isinstance(key, tuple) else (key, idx_seed(key))
@@ -378,11 +426,10 @@ class ReleaseDataset(torch.utils.data.Dataset):
         if self.augment is not None:
             params = self.augment.draw(np.random.default_rng(seed), self.extent_m, self.step_m)
         sample: dict[str, dict[str, Any]] = {}
-        for sensor, row in zip(self.sensors, rows):
-            if row < 0:
-                continue
+        patches = [(s, int(r)) for s, r in zip(self.sensors, rows) if r >= 0]
+        for (sensor, _), raw in zip(patches, self.read_raw(patches)):
             lay = self.release.products[sensor]
-            data, mask = self.read_patch(sensor, int(row))
+            data, mask = self.decode_patch(sensor, *raw)
             if params is not None:
                 data, mask = AlignedAugment.apply(data, lay.gsd, params), AlignedAugment.apply(mask, lay.gsd, params)
             if self.normalize is not None:
@@ -478,7 +525,7 @@ class Collate:
     gsd: dict[str, float]
 
     @classmethod
-    def for_dataset(cls, ds: ReleaseDataset) -> "Collate":
+    def for_dataset(cls, ds: ReleaseDataset) -> Collate:
         prods = ds.release.products
         return cls(
             sensors=ds.sensors,
@@ -489,17 +536,18 @@ class Collate:
         )
 
     def __call__(self, samples: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
-        B = len(samples)
         present = torch.tensor([[s in smp for s in self.sensors] for smp in samples], dtype=torch.bool)
         out: dict[str, Any] = {"present": present, "sensors": {}}
         for s in self.sensors:
             C, H, W = self.shapes[s]
-            data = torch.zeros((B, C, H, W), dtype=torch.float32)
-            mask = torch.full((B, H, W), int(MaskFlag.NODATA), dtype=torch.uint8)
-            for b, smp in enumerate(samples):
-                if s in smp:
-                    data[b] = smp[s]["data"]
-                    mask[b] = smp[s]["mask"]
+            # one allocation and one copy per product (no zero-fill pass first); absent slots share
+            # a single zero / all-NODATA patch
+            absent_data = absent_mask = None
+            if len(samples) and not all(s in smp for smp in samples):
+                absent_data = torch.zeros((C, H, W), dtype=torch.float32)
+                absent_mask = torch.full((H, W), int(MaskFlag.NODATA), dtype=torch.uint8)
+            data = torch.stack([smp[s]["data"] if s in smp else absent_data for smp in samples])
+            mask = torch.stack([smp[s]["mask"] if s in smp else absent_mask for smp in samples])
             out["sensors"][s] = {
                 "data": data,
                 "mask": mask,
@@ -578,7 +626,7 @@ def compute_stats(dataset: ReleaseDataset, max_patches: int = 256) -> dict[str, 
             "std": np.where(std > 1e-12, std, 1.0).tolist(),
             "wavelength": lay.wavelength.tolist(),
             "n_pixels": int(count),
-            "n_patches": int(len(rows)),
+            "n_patches": len(rows),
         }
     return out
 

@@ -113,6 +113,12 @@ class JEPA(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder: SpectralEarthEncoder = build_encoder(cfg)
+        # The loss reads only the last stage, so the output norms of the earlier stages (they exist
+        # for dense heads, see forward_intermediates) would get no gradient. They are frozen at
+        # identity while pretraining: every *trainable* parameter is then in every step's graph
+        # and DDP needs no ``find_unused_parameters`` (tests/model/test_jepa.py checks it).
+        for norm in self.encoder.encoder.norms[:-1]:
+            norm.requires_grad_(False)
         self.target_encoder = copy.deepcopy(self.encoder)
         for p in self.target_encoder.parameters():
             p.requires_grad_(False)

@@ -23,12 +23,18 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, n_query: int | None = None
+    ) -> torch.Tensor:
+        """x (B, N, D) -> (B, Q, D): every token attends (``n_query=None``, Q = N) or only the first
+        ``n_query`` tokens do, still attending to all N keys."""
         B, N, D = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        if n_query is not None:
+            q = q[:, :, :n_query]
         # attn_mask: bool (B, 1, 1, N), True = may attend
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, N, d)
-        return self.proj(out.transpose(1, 2).reshape(B, N, D))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, Q, d)
+        return self.proj(out.transpose(1, 2).reshape(B, q.shape[2], D))
 
 
 class Mlp(nn.Module):
@@ -58,7 +64,15 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, mlp_ratio)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, n_query: int | None = None
+    ) -> torch.Tensor:
+        """(B, N, D) -> (B, N, D), or (B, n_query, D): the first ``n_query`` tokens' outputs only,
+        exactly as the full block computes them (for a last block whose other outputs are unused)."""
+        if n_query is not None:
+            x_q = x[:, :n_query]
+            x_q = x_q + self.attn(self.norm1(x), attn_mask, n_query)
+            return x_q + self.mlp(self.norm2(x_q))
         x = x + self.attn(self.norm1(x), attn_mask)
         return x + self.mlp(self.norm2(x))
 

@@ -29,6 +29,8 @@ def normalise_input(x: torch.Tensor, s: SensorInput) -> torch.Tensor:
     """Physical units -> network units: optional linear->dB for SAR, then ``(x - shift) / scale``."""
     if s.to_db:
         x = 10.0 * torch.log10(x.clamp(min=1e-5))
+    if s.norm_shift == 0.0 and s.norm_scale == 1.0:  # reflectance: skip two passes over the cube
+        return x
     return (x - s.norm_shift) / s.norm_scale
 
 
@@ -122,17 +124,30 @@ class SensorEmbedder(nn.Module):
         grid = self.grid_size(batch)
         device = present.device
         tokens, ok = [], []
+        sensor_emb = self.sensor_embed + self.gsd_embed(self.gsd_features)  # (S, D), once per batch
         for i, s in enumerate(self.cfg.sensors):
             entry = batch["sensors"].get(s.name) or self._placeholder(s, B, grid, device)
             p = self.cfg.patch_px(s.name)
             x = normalise_input(entry["data"].float(), s)  # (B, C, H, W)
             invalid = (entry["mask"].to(torch.int32) & self.cfg.invalid_mask_bits) != 0  # (B, H, W)
-            invalid = invalid | ~torch.isfinite(x).all(dim=1)
-            x = torch.where(invalid[:, None] | ~torch.isfinite(x), 0.0, x)
+            any_invalid = bool(invalid.any())
+            if any_invalid:  # flagged pixels are zeroed; most batches have none: skip the pass
+                x = torch.where(invalid[:, None], 0.0, x)
             t = self._embed_one(s, entry, x)  # (B, D, gh, gw)
+            if not torch.isfinite(t).all():
+                # A NaN/Inf pixel reaches its token (every embedding weighs every band and pixel,
+                # and 0 * NaN is NaN), so the cheap check is on the tokens. Only then find the
+                # pixels (non-finite band sum), mark them invalid, zero them and embed again.
+                bad = ~torch.isfinite(x.sum(dim=1))  # (B, H, W)
+                invalid, any_invalid = invalid | bad, True
+                x = torch.where(bad[:, None], 0.0, x)
+                t = self._embed_one(s, entry, x)
             t = t.flatten(2).transpose(1, 2)  # (B, N, D)
-            t = t + self.sensor_embed[i] + self.gsd_embed(self.gsd_features[i])
-            valid_frac = 1.0 - F.avg_pool2d(invalid[:, None].float(), p).flatten(1)  # (B, N)
+            t = t + sensor_emb[i]
             tokens.append(t)
-            ok.append(present[:, i, None] & (valid_frac > 0))
+            if any_invalid:  # a token is usable if any of its pixels is
+                valid = F.max_pool2d((~invalid)[:, None].float(), p).flatten(1) > 0  # (B, N)
+                ok.append(present[:, i, None] & valid)
+            else:
+                ok.append(present[:, i, None].expand(-1, t.shape[1]))
         return torch.stack(tokens, 1), torch.stack(ok, 1)

@@ -64,7 +64,7 @@ class SyntheticScenes:
         """
         cfg = self.cfg
         g = generator or torch.Generator().manual_seed(0)
-        n10 = int(round(cell_m / 10.0))
+        n10 = round(cell_m / 10.0)
         E = self.spectra.shape[0]
         logits = torch.randn(batch_size, E, n10 // 8, n10 // 8, generator=g) * 2.5
         logits = F.interpolate(logits, size=(n10, n10), mode="bicubic", align_corners=False)
@@ -73,7 +73,7 @@ class SyntheticScenes:
             present = torch.ones(batch_size, len(cfg.sensors), dtype=torch.bool)
         sensors = {}
         for i, s in enumerate(cfg.sensors):
-            f = int(round(s.gsd_m / 10.0))
+            f = round(s.gsd_m / 10.0)
             a = F.avg_pool2d(abundance, f)  # (B, E, H, W)
             data = torch.einsum("behw,ec->bchw", a, self._bands(s))
             data = data * (1 + 0.01 * torch.randn(data.shape, generator=g))

@@ -102,9 +102,11 @@ class SpectralTokenizer(nn.Module):
         band_valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x (B, C, H, W) reflectance with invalid pixels zeroed -> tokens (B, D, H/p, W/p)."""
-        B, C, H, W = x.shape
+        H, W = x.shape[-2:]
         w, coverage = self.band_weights(wavelength_nm, fwhm_nm, band_valid)  # (K, C), (K,)
-        v = torch.einsum("kc,bchw->bkhw", w.to(x.dtype), x)  # (B, K, H, W)
+        # v[b, k] = sum_c w[k, c] x[b, c] as a 1x1 convolution: no re-layout of the cube (an einsum
+        # here copies it), about 1.6x faster forward + backward on CPU
+        v = F.conv2d(x, w.to(x.dtype)[:, :, None, None])  # (B, K, H, W)
         gh, gw = H // patch_px, W // patch_px
         size = (gh * self.subpatch, gw * self.subpatch)
         if patch_px > self.subpatch:

@@ -15,8 +15,11 @@ Why a resumed run is *exact* (same loss curve as an uninterrupted one, on CPU):
 
 Distributed runs come from ``torchrun`` (its environment variables): one process per device,
 ``gloo`` on CPU and ``nccl`` on GPU, each rank reading every ``world_size``-th sample. Only rank 0
-writes files. bf16 autocast is used on CUDA only; CPU runs stay in float32 (and bitwise
-reproducible).
+writes files. DDP runs without ``find_unused_parameters``: every sensor encoder runs in every
+forward (absent sensors as zero placeholders, see sensors.py) and the JEPA freezes the only
+parameters its loss never reaches (the output norms of the non-final stages, see jepa.py).
+bf16 autocast is used on CUDA only; CPU runs stay in float32 (and bitwise reproducible).
+``stop_at`` ends an invocation early with a checkpoint (time-limited jobs); ``resume`` continues.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ ENCODER_NAME = "encoder.pt"
 METRICS_NAME = "metrics.csv"
 
 #: Config fields that may change between a run and its resume (they do not change the result).
-_RESUMABLE = {"steps", "resume", "workers", "progress", "out", "checkpoint_every", "log_every", "release"}
+_RESUMABLE = {"steps", "stop_at", "resume", "workers", "progress", "out", "checkpoint_every", "log_every",
+              "release"}
 
 
 class TrainError(SpectralEarthError):
@@ -84,9 +88,11 @@ class TrainConfig(BaseModel):
     device: str = Field("auto", description="auto (CUDA if available), cpu, cuda")
     resume: bool = Field(False, description="Continue from <out>/checkpoint.pt")
     progress: bool = Field(True, description="Show a progress bar (rank 0)")
+    stop_at: int | None = Field(None, ge=1, description="End this invocation after step N with a checkpoint "
+                                "(a time-limited job); continue later with resume. None: run to steps")
 
     @classmethod
-    def make(cls, **kw: Any) -> "TrainConfig":
+    def make(cls, **kw: Any) -> TrainConfig:
         """Validate keyword settings; a bad value is one :class:`TrainError` naming the field."""
         try:
             return cls(**kw)
@@ -106,6 +112,7 @@ class TrainSummary:
     """What a run did (rank 0's view); also written to ``<out>/summary.json``."""
 
     out: Path
+    #: The step this invocation ended at (``cfg.steps``, or ``cfg.stop_at`` when it stopped early).
     steps: int
     start_step: int
     final_loss: float
@@ -119,6 +126,8 @@ class TrainSummary:
     metrics_csv: Path
     plot: Path | None
     rank_param_digests: list[str]
+    #: The run's planned total (the schedules span it).
+    total_steps: int = 0
 
 
 # -- schedules (pure functions of the step) -------------------------------------------------------
@@ -402,6 +411,10 @@ def train(cfg: TrainConfig) -> TrainSummary:
         start_step, consumed = ckpt["step"], ckpt["samples_consumed"]
         if "model_calls" in ckpt:  # the JEPA's monitor cadence counter is not in its state_dict
             jepa._calls = ckpt["model_calls"]
+    end = min(cfg.steps, cfg.stop_at or cfg.steps)  # this invocation's last step
+    if cfg.stop_at is not None and end <= start_step:
+        raise TrainError(f"--stop-at {cfg.stop_at}: the run is already at step {start_step}")
+    # (resuming a finished run trains nothing and exports the encoder again: reruns are idempotent)
     if dist.main:
         cfg.out.mkdir(parents=True, exist_ok=True)
         (cfg.out / "config.json").write_text(json.dumps(
@@ -411,7 +424,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
     model: torch.nn.Module = jepa
     if dist.active:
         model = torch.nn.parallel.DistributedDataParallel(
-            jepa, device_ids=[device.index] if kind == "cuda" else None, find_unused_parameters=True)
+            jepa, device_ids=[device.index] if kind == "cuda" else None)  # every trainable param is used
     loader = make_loader(dataset, cfg.batch_size, workers=cfg.workers, seed=cfg.seed,
                          rank=dist.rank, world_size=dist.world_size, start=consumed)
     batches = iter(loader)
@@ -425,7 +438,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
     # -- loop
     wait_s = loop_s = 0.0
     loss_value = float("nan")
-    for step in range(start_step, cfg.steps):
+    for step in range(start_step, end):
         t0 = time.perf_counter()
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
@@ -457,16 +470,17 @@ def train(cfg: TrainConfig) -> TrainSummary:
         step_s = time.perf_counter() - t0
         wait_s, loop_s = wait_s + step_wait, loop_s + step_s
         done = step + 1
-        if log is not None and (done % cfg.log_every == 0 or done == cfg.steps):
+        if log is not None and (done % cfg.log_every == 0 or done == end):
             log.add({"step": done, **{k: float(v) for k, v in metrics.items()}, "loss": loss_value, "lr": lr, "momentum": mom,
                      "grad_norm": float(grad_norm), "data_s": step_wait, "step_s": step_s,
                      "samples_per_s": per_step / step_s})
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", wait=f"{wait_s / loop_s:.0%}")
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        if done % cfg.checkpoint_every == 0 or done == end:
             rngs = _gather(_rng_state(), dist)
             if dist.main:
+                log.flush()  # before the checkpoint: a kill between the two loses no metrics row
                 save_atomic({
                     "format": CHECKPOINT_FORMAT, "config": cfg.model_dump(mode="json"),
                     "model_config": model_cfg.to_dict(), "model": jepa.state_dict(),
@@ -475,20 +489,20 @@ def train(cfg: TrainConfig) -> TrainSummary:
                     "world_size": dist.world_size, "rng": rngs,
                     "model_calls": getattr(jepa, "_calls", 0),
                 }, cfg.out / CHECKPOINT_NAME)
-                log.flush()
     if bar is not None:
         bar.close()
 
     # -- export
     digests = _gather(_param_digest(jepa), dist)
     summary = TrainSummary(
-        out=cfg.out, steps=cfg.steps, start_step=start_step, final_loss=loss_value,
-        samples_seen=consumed + (cfg.steps - start_step) * per_step,
+        out=cfg.out, steps=end, start_step=start_step, final_loss=loss_value,
+        samples_seen=consumed + (end - start_step) * per_step,
         seconds=time.perf_counter() - t_start,
         data_wait_fraction=wait_s / loop_s if loop_s else 0.0,
         world_size=dist.world_size, device=str(device),
         checkpoint=cfg.out / CHECKPOINT_NAME, encoder=cfg.out / ENCODER_NAME,
         metrics_csv=cfg.out / METRICS_NAME, plot=None, rank_param_digests=digests,
+        total_steps=cfg.steps,
     )
     if dist.main:
         save_encoder(cfg.out / ENCODER_NAME, jepa.encoder, model_cfg)

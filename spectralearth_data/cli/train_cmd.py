@@ -15,8 +15,8 @@ import typer
 
 
 def train(
-    release: Path = typer.Option(..., "--release", help="The <release>.zarr store to train on."),
-    out: Path = typer.Option(..., "--out", help="Run folder (checkpoint, metrics.csv/png, encoder.pt)."),
+    release: Path = typer.Option(..., "--release", help="The <release>.zarr store to train on."),  # noqa: B008
+    out: Path = typer.Option(..., "--out", help="Run folder (checkpoint, metrics.csv/png, encoder.pt)."),  # noqa: B008
     preset: str = typer.Option("tiny", "--preset", help="Model preset: tiny, small, base."),
     steps: int = typer.Option(1000, "--steps", help="Total optimizer steps."),
     batch_size: int = typer.Option(8, "--batch-size", help="Samples per micro-batch per rank."),
@@ -31,6 +31,7 @@ def train(
     crop_m: float | None = typer.Option(None, "--crop-m", help="Aligned random crop side in metres."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    stop_at: int | None = typer.Option(None, "--stop-at", help="End after step N with a checkpoint; --resume later."),
     show_config: bool = typer.Option(False, "--show-config", help="Print the resolved config and exit."),
 ) -> None:
     """Pretrain SpectralEarth-FM (JEPA) on a release; resumable, torchrun-ready."""
@@ -41,7 +42,7 @@ def train(
         release=release, out=out, preset=preset, steps=steps, batch_size=batch_size, workers=workers,
         resume=resume, sensors=tuple(s.strip() for s in sensors.split(",")) if sensors else None,
         lr=lr, warmup_steps=warmup_steps, accum_steps=accum_steps, checkpoint_every=checkpoint_every,
-        seed=seed, crop_m=crop_m, device=device, progress=progress,
+        seed=seed, crop_m=crop_m, device=device, progress=progress, stop_at=stop_at,
     )
     if show_config:
         typer.echo(json.dumps({"config_id": cfg.config_id(), **cfg.model_dump(mode="json")}, indent=1))
@@ -60,7 +61,8 @@ def _print_summary(s) -> None:
     table.add_column("")
     resumed = f" (resumed at step {s.start_step})" if s.start_step else ""
     rows = [
-        ("steps", f"{s.steps}{resumed}"),
+        ("steps", f"{s.steps}{resumed}" + (f" of {s.total_steps}; continue with --resume"
+                                            if s.steps < s.total_steps else "")),
         ("final loss", f"{s.final_loss:.4f}"),
         ("samples seen", str(s.samples_seen)),
         ("ranks / device", f"{s.world_size} / {s.device}"),

@@ -177,3 +177,25 @@ def test_bad_batches_raise_clear_errors(encoder, full_batch):
                                                                    "mask": s2["mask"][..., :50, :50]}}}
     with pytest.raises(ModelConfigError, match="50x50 px is not a multiple of its 12 px"):
         encoder.forward_features(bad)
+
+
+def test_unflagged_nan_pixels_count_as_nodata(encoder, full_batch):
+    """A NaN/Inf pixel the mask does not flag is treated exactly like a flagged, zeroed pixel."""
+    s2 = full_batch["sensors"]["s2"]
+    nan_data = s2["data"].clone()
+    nan_data[0, 3, 10:14, 20:30] = float("nan")
+    nan_data[1, :, 50, 50] = float("inf")
+    flagged_data, flagged_mask = s2["data"].clone(), s2["mask"].clone()
+    flagged_data[0, :, 10:14, 20:30] = 0.0
+    flagged_mask[0, 10:14, 20:30] = 1
+    flagged_data[1, :, 50, 50] = 0.0
+    flagged_mask[1, 50, 50] = 1
+    with torch.no_grad():
+        a = encoder.forward_intermediates(
+            {**full_batch, "sensors": {**full_batch["sensors"], "s2": {**s2, "data": nan_data}}})
+        b = encoder.forward_intermediates(
+            {**full_batch, "sensors": {**full_batch["sensors"],
+                                       "s2": {**s2, "data": flagged_data, "mask": flagged_mask}}})
+    for x, y in zip(a, b):
+        assert torch.isfinite(x).all()
+        torch.testing.assert_close(x, y)

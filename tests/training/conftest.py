@@ -6,13 +6,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from release_builder import write_release  # noqa: E402
+from release_builder import write_release
 
-from spectralearth_data.catalog import sensor_names  # noqa: E402
-from spectralearth_model.config import DEFAULT_SENSORS  # noqa: E402
+from spectralearth_data.catalog import sensor_names
+from spectralearth_model.config import DEFAULT_SENSORS
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +27,13 @@ def sensors() -> list[str]:
 def release(tmp_path_factory, sensors) -> Path:
     """A 6-cell release with every catalog product (the last one missing in cells 2 and 5)."""
     return write_release(tmp_path_factory.mktemp("rel") / "test.zarr", sensors)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread in-process (the test machine's cores are shared; subprocesses get
+    ``OMP_NUM_THREADS=1`` from :data:`test_train.ONE_THREAD_ENV` so their floats match)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -165,7 +165,7 @@ def test_stats_computed_once_and_stored_beside_release(ds, sensors):
     assert path.exists() and path.parent == ds.release.path.parent
     doc = json.loads(path.read_text())
     assert doc["release_id"] == "test-release" and set(doc["sensors"]) == set(sensors)
-    data, mask = ds.read_patch(sensors[0], 3)
+    data, _ = ds.read_patch(sensors[0], 3)
     lay = ds.release.products[sensors[0]]
     assert len(stats["sensors"][sensors[0]]["mean"]) == lay.channels
     # the mean over the sampled patches lies inside the range of the decoded data
@@ -183,3 +183,41 @@ def test_missing_release_and_missing_product(tmp_path, release):
     (tmp_path / "empty.zarr").mkdir()
     with pytest.raises(ReleaseError, match="empty.zarr"):
         ReleaseDataset(tmp_path / "empty.zarr", ["enmap"])
+
+
+def _layout(bands, scale, offset, fill):
+    from spectralearth_model.data import ProductLayout
+
+    n = len(bands)
+    return ProductLayout("enmap", tuple(bands), np.asarray(scale, np.float32), np.asarray(offset, np.float32),
+                         np.asarray(fill, np.float64), np.zeros(n, np.float32), np.zeros(n, np.float32),
+                         30.0, 4, 4, 1)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "float32"])
+def test_decode_matches_the_cf_formula(dtype):
+    """Band selection, per-band scale/offset, fill in any selected band -> nodata, NaN -> nodata."""
+    from spectralearth_model.data import decode
+
+    rng = np.random.default_rng(0)
+    raw = rng.integers(1, 1000, size=(5, 4, 4)).astype(dtype)
+    raw[1, 0, 0] = 9999  # fill in a selected band
+    raw[2, 1, 1] = 9999  # fill in a band that is not selected: not nodata
+    if dtype == "float32":
+        raw[3, 2, 2] = np.nan
+    lay = _layout([0, 1, 3], [0.5, 0.25, 2.0], [0.0, 1.0, -3.0], [9999, 9999, np.nan])
+    out, nodata = decode(raw, lay)
+    expect = raw[[0, 1, 3]].astype(np.float32) * lay.scale[:, None, None] + lay.offset[:, None, None]
+    bad = np.zeros((4, 4), bool)
+    bad[0, 0] = True
+    if dtype == "float32":
+        bad[2, 2] = True
+    expect[:, bad] = 0.0
+    np.testing.assert_array_equal(nodata, bad)
+    np.testing.assert_array_equal(out, expect)
+    assert out.dtype == np.float32
+    # the usable bands alone give the same result; a fill the dtype cannot hold is ignored
+    np.testing.assert_array_equal(decode(raw[[0, 1, 3]], lay)[0], out)
+    if dtype != "float32":
+        odd = _layout([0, 1, 3], [1, 1, 1], [0, 0, 0], [-1e9, 1e9, 0.5])
+        assert not decode(raw, odd)[1].any()
