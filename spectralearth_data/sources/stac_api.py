@@ -68,6 +68,7 @@ class StacApiSource:
         raise AssertionError("unreachable")
 
     def _search_once(self, request: SearchRequest) -> gpd.GeoDataFrame:
+        import pystac
         from pystac_client.exceptions import APIError
         from requests.exceptions import RequestException
 
@@ -98,7 +99,8 @@ class StacApiSource:
                     new = item_rows(item, wanted, self.name, cloud_prop, collection) if wanted else []
                     skipped += bool(wanted) and not new
                     rows.extend(new)
-        except APIError as e:
+        except (APIError, pystac.STACError) as err:
+            e = _as_api_error(err)
             if "Connection broken" in str(e):  # pystac-client flattens requests' ChunkedEncodingError
                 raise _BrokenBody(_short(e)) from None
             if isinstance(e.__cause__, RequestException) or "Max retries exceeded" in str(e):
@@ -119,6 +121,17 @@ class StacApiSource:
 
 class _BrokenBody(Exception):
     """A response body ended before its Content-Length (a transient network failure)."""
+
+
+def _as_api_error(e: Exception) -> Exception:
+    """The pystac-client APIError behind a pystac STACError ("does not resolve to a STAC
+    object" hides the network failure of a root/landing-page fetch); ``e`` itself otherwise."""
+    from pystac_client.exceptions import APIError
+
+    cause = e
+    while cause is not None and not isinstance(cause, APIError):
+        cause = cause.__cause__ or cause.__context__
+    return cause if cause is not None else e
 
 
 def _conforms_to_query(client) -> bool:
