@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 # the seeded release writer of the training tests (DESIGN.md store layout, synthesized values)
 sys.path.insert(0, str(HERE.parent / "tests" / "training"))
-from _common import print_table
+from _common import print_table  # noqa: E402  (after the sys.path lines above)
 
 SENSORS = ("s2", "landsat", "enmap")
 TARGET_RAW, TARGET_TIFF, TARGET_WAIT = 0.7, 2.5, 0.10

@@ -233,7 +233,8 @@ def dask_task_runner(settings: FlowSettings):
 def tile_release(plan_path: str, store: str, chunks: list[list[str]]) -> list[Any]:
     """Tile the chunks as a chain of tasks on the flow's (Dask) task runner.
 
-    The engine allows one writer per store (``index/.lock``), so chunk *k+1* waits for chunk *k*;
+    The engine allows one writer per store (a ``flock`` on the store folder, see
+    :mod:`spectralearth_data.lock`), so chunk *k+1* waits for chunk *k*;
     the parallelism is inside each chunk, where the engine spreads shards over the same cluster.
     A chunk is the unit of retry and of progress in the UI; a failed chunk stops the chain, and a
     rerun resumes from the release index.

@@ -75,7 +75,7 @@ class BandSpec(_Frozen):
     usable: bool = Field(True, description="False for bands dropped from the model input")
 
     @model_validator(mode="after")
-    def _check(self) -> "BandSpec":
+    def _check(self) -> BandSpec:
         lo, hi = self.valid_range
         if lo > hi:
             raise ValueError(f"valid_range {self.valid_range} has min > max")
@@ -122,7 +122,7 @@ class QASpec(_Frozen):
     reference: str = Field(description="Document that defines the QA values")
 
     @model_validator(mode="after")
-    def _check_entries(self) -> "QASpec":
+    def _check_entries(self) -> QASpec:
         key = {"classes": "value", "bits": "bit", "layers": "layer"}[self.kind]
         for i, e in enumerate(self.entries):
             if getattr(e, key) is None:
@@ -153,7 +153,7 @@ class ProviderSpec(_Frozen):
     notes: str | None = None
 
     @model_validator(mode="after")
-    def _has_id(self) -> "ProviderSpec":
+    def _has_id(self) -> ProviderSpec:
         if self.collection is None and self.short_name is None and self.source not in {"local", "demo"}:
             raise ValueError("a provider needs 'collection' or 'short_name'")
         return self
@@ -204,7 +204,7 @@ class SensorSpec(_Frozen):
     references: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _check(self) -> "SensorSpec":
+    def _check(self) -> SensorSpec:
         names = [b.name for b in self.bands]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -19,7 +19,7 @@ class MaskFlag(enum.IntFlag):
     SATURATED = 32
 
     @classmethod
-    def from_name(cls, name: str) -> "MaskFlag":
+    def from_name(cls, name: str) -> MaskFlag:
         """Flag for a lower-case name as written in the sensor YAML files (``cloud_shadow``)."""
         try:
             return cls[name.upper()]
