@@ -49,6 +49,7 @@ from .grid import (
     split_antimeridian,
 )
 from .schema import PLAN_COLUMNS, SCENE_COLUMNS
+from .tables import read_table, write_table
 
 _EPS = 1e-9
 _PREPARE_LOCK = threading.Lock()
@@ -696,27 +697,12 @@ def _sort_order(*keys: np.ndarray) -> np.ndarray:
 
 def write_plan(plan: gpd.GeoDataFrame, path: Path | str) -> Path:
     """Write the plan as GeoParquet (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    plan.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
+    return write_table(plan, path)
 
 
 def read_plan(path: Path | str) -> gpd.GeoDataFrame:
     """Read a plan GeoParquet and check its columns against PLAN_COLUMNS."""
-    path = Path(path)
-    if not path.exists():
-        raise InputDataError(f"{path}: plan not found (write one with `spectralearth colocate`)")
-    try:
-        plan = gpd.read_parquet(path)
-    except Exception as e:  # noqa: BLE001 - pyarrow/geopandas raise several types for a non-GeoParquet file
-        raise InputDataError(f"{path}: not a GeoParquet plan ({type(e).__name__}: {e})") from None
-    missing = [c for c in PLAN_COLUMNS if c not in plan.columns]
-    if missing:
-        raise InputDataError(f"{path}: missing plan columns {missing}")
-    return plan
+    return read_table(path, PLAN_COLUMNS, "plan", "spectralearth colocate")
 
 
 @dataclass

@@ -14,6 +14,8 @@ import geopandas as gpd
 
 from ..catalog import Region, SensorSpec, load_catalog, load_region, load_sources
 from ..errors import CatalogError, SourceError
+from ..schema import SCENE_COLUMNS
+from ..tables import read_table, write_table
 from .base import RetryPolicy, SceneSource, SearchRequest, scenes_frame, unsigned_href
 from .signing import SasSigner, SasToken, earthdata_headers, sign_href
 
@@ -98,27 +100,9 @@ def search(source: str, region: Region | str, start: DateLike = None, end: DateL
 
 def write_scenes(scenes: gpd.GeoDataFrame, path: Path | str) -> Path:
     """Write a scene table as GeoParquet (temp file, then rename: a crash never leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    scenes.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
+    return write_table(scenes, path)
 
 
 def read_scenes(path: Path | str) -> gpd.GeoDataFrame:
     """Read a scene table written by :func:`write_scenes`; checks the SCENE_COLUMNS contract."""
-    from ..errors import InputDataError
-    from ..schema import SCENE_COLUMNS
-
-    path = Path(path)
-    if not path.exists():
-        raise InputDataError(f"{path}: scene table not found (write one with `spectralearth search`)")
-    try:
-        gdf = gpd.read_parquet(path)
-    except Exception as e:  # noqa: BLE001 - pyarrow/geopandas raise several types for a non-GeoParquet file
-        raise InputDataError(f"{path}: not a GeoParquet scene table ({type(e).__name__}: {e})") from None
-    missing = [c for c in SCENE_COLUMNS if c not in gdf.columns]
-    if missing:
-        raise InputDataError(f"{path}: missing scene columns {missing}")
-    return gdf
+    return read_table(path, SCENE_COLUMNS, "scene table", "spectralearth search")
