@@ -42,8 +42,8 @@ def test_bad_parameters_name_the_parameter(kwargs, message):
 
 
 def test_local_sources_and_lists_are_accepted():
-    req = check_curate("demo", source=["demo", "local:/tmp/catalog.json"], sensors=["enmap", "s2"])
-    assert req.sources == ("demo", "local:/tmp/catalog.json")
+    req = check_curate("demo", source=["demo", "local:scenes/catalog.json"], sensors=["enmap", "s2"])
+    assert req.sources == ("demo", "local:scenes/catalog.json")
     assert req.sensors == ("enmap", "s2")
 
 
