@@ -24,6 +24,7 @@ from ..masks import INVALID, MaskFlag
 from . import coreg
 from .config import PIPELINE_VERSION, TileConfig, sensor_spec
 from .readers import SceneRef, group_dtype, read_scene, stored_bands
+from .readers.cog import keep_open
 from .store import commit_part, write_shard
 
 
@@ -46,7 +47,8 @@ class CellJob:
 @dataclass(frozen=True)
 class Task:
     """Up to ``patches_per_shard`` patches of one sensor -> one shard. The jobs are sorted by
-    (scene, CRS, cell), so consecutive jobs of one scene and CRS are read together; packing
+    (scene, CRS, grid row, column), so consecutive jobs of one scene and CRS are read together
+    in long strips, each raster opened once (:func:`~.readers.cog.keep_open`); packing
     several scenes into a shard keeps ``<sensor>/data`` dense (no shard per small scene)."""
 
     sensor: str
@@ -117,17 +119,32 @@ def _nearest_band(bands, wavelength: float) -> int:
     return int(np.argmin([abs((b.wavelength_nm or math.inf) - wavelength) for b in bands]))
 
 
-def _coreg_for(spec: SensorSpec, bands, data: np.ndarray, cell: Cell, ref: SceneRef) -> float:
+def _reference_bands():
     s2 = sensor_spec("s2")
-    ref_bands = tuple(b for b in s2.bands if b.common_name in coreg.REFERENCE_COMMON_NAMES)
+    return s2, tuple(b for b in s2.bands if b.common_name in coreg.REFERENCE_COMMON_NAMES)
+
+
+def _read_reference(ref: SceneRef, cells: list[Cell]):
+    """The S2 reference bands (and QA) of ``ref`` over a strip of cells, or None without any."""
+    s2, ref_bands = _reference_bands()
     if not ref_bands:
+        return None
+    return read_scene(s2, ref, strip_geobox(cells, s2.gsd_m), ref_bands)
+
+
+def _coreg_for(spec: SensorSpec, bands, data: np.ndarray, ref_raster, j: int, cell_m: int) -> float:
+    """Co-registration shift of an HSI patch against cell ``j`` of a strip's S2 reference."""
+    s2, ref_bands = _reference_bands()
+    if ref_raster is None:
         return float("nan")
-    ref_raster = read_scene(s2, ref, cell.geobox(s2.gsd_m), ref_bands)
+    P = round(cell_m / s2.gsd_m)
+    ref_data = ref_raster.data[:, :, j * P : (j + 1) * P]
+    ref_invalid = (ref_raster.mask[:, j * P : (j + 1) * P] & int(INVALID)) != 0
     factor = round(spec.gsd_m / s2.gsd_m)
     hsi, refs = [], []
-    for j, rb in enumerate(ref_bands):
-        r = physical(ref_bands, ref_raster.data, j)
-        r[(ref_raster.mask & int(INVALID)) != 0] = np.nan
+    for i, rb in enumerate(ref_bands):
+        r = physical(ref_bands, ref_data, i)
+        r[ref_invalid] = np.nan
         refs.append(coreg.block_mean(r, factor))
         hsi.append(physical(bands, data, _nearest_band(bands, rb.wavelength_nm)))
     return coreg.coreg_shift_px(hsi, refs)
@@ -156,7 +173,10 @@ def run_task(task: Task, store: str | Path, cfg: TileConfig) -> TaskResult:
     for _, group in itertools.groupby(task.cells, key=lambda j: (j.scene.scene_id, _epsg(j, task.cell_m))):
         jobs = list(group)
         try:
-            got, dropped = _read_scene_patches(spec, bands, jobs, task.cell_m, cfg, fill, P)
+            # each asset opened once for the scene's strips (and the S2 references of its
+            # co-registration checks), so GDAL decodes each source block once
+            with keep_open():
+                got, dropped = _read_scene_patches(spec, bands, jobs, task.cell_m, cfg, fill, P)
         except SpectralEarthError as e:
             msg = " ".join(str(e).split())
             sid = jobs[0].scene.scene_id
@@ -168,7 +188,7 @@ def run_task(task: Task, store: str | Path, cfg: TileConfig) -> TaskResult:
         for job, data, mask, vf, cf, shift in got:
             slot = len(rows)
             block[slot], mblock[slot] = data, mask
-            rows.append(_index_row(task, spec, job, slot, data, vf, cf, shift, k))
+            rows.append(_index_row(task, spec, job, slot, block[slot], vf, cf, shift, k))
         attempted += [j.patch_id(task.sensor) for j in jobs]
     if not attempted:
         return _finish(res, t0)
@@ -201,6 +221,7 @@ def _read_scene_patches(spec, bands, jobs: list[CellJob], cell_m: int, cfg: Tile
         raster = read_scene(spec, scene, strip_geobox([cells[i] for i in run], spec.gsd_m), bands)
         if raster.data.dtype.kind == "f":  # NaN/Inf are already flagged in the mask; store the fill
             raster.data[~np.isfinite(raster.data)] = fill
+        refs: dict[str, object] = {}  # S2 reference scene id -> its raster over this strip
         for j, i in enumerate(run):
             data = raster.data[:, :, j * P : (j + 1) * P]
             mask = raster.mask[:, j * P : (j + 1) * P]
@@ -211,8 +232,12 @@ def _read_scene_patches(spec, bands, jobs: list[CellJob], cell_m: int, cfg: Tile
                 dropped.append(reason)
                 continue
             shift = float("nan")
-            if cfg.coreg and spec.kind == "hsi" and jobs[i].reference is not None:
-                shift = _coreg_for(spec, bands, data, cells[i], jobs[i].reference)
+            ref = jobs[i].reference
+            if cfg.coreg and spec.kind == "hsi" and ref is not None:
+                # the S2 reference is read once per strip (one warp), not once per patch
+                if ref.scene_id not in refs:
+                    refs[ref.scene_id] = _read_reference(ref, [cells[n] for n in run])
+                shift = _coreg_for(spec, bands, data, refs[ref.scene_id], j, cell_m)
             kept.append((jobs[i], data, mask, vf, cf, shift))
     if not any_valid:
         raise InputDataError(

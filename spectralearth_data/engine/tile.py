@@ -96,7 +96,7 @@ def _references(plan) -> dict[tuple[str, str], SceneRef]:
 def build_tasks(plan, cell_m: int, done: set[str], committed: dict[str, set[int]], cfg: TileConfig) -> tuple[list[Task], int]:
     """Tasks for the plan rows not yet attempted, each with a free shard slot of its sensor.
 
-    The patches of a sensor are sorted by (scene, CRS, cell) and cut into runs of
+    The patches of a sensor are sorted by (scene, CRS, grid row north first, column) and cut into runs of
     ``patches_per_shard``: a shard is filled before the next one starts, so ``<sensor>/data``
     stays dense, and each task still reads its scenes in a few strip warps.
     """
@@ -106,10 +106,13 @@ def build_tasks(plan, cell_m: int, done: set[str], committed: dict[str, set[int]
     refs = _references(plan)
     tasks: list[Task] = []
     k = cfg.patches_per_shard
-    todo = todo.assign(_epsg=[parse_cell_id(c, cell_m).epsg for c in todo["cell_id"]])
+    parsed = [parse_cell_id(c, cell_m) for c in todo["cell_id"]]
+    # north row first, west to east along a row: the order strips() joins cells in, so a task's
+    # cells form long strips of neighbours (a cell_id sort is column-first: strips of one cell)
+    todo = todo.assign(_epsg=[c.epsg for c in parsed], _nrow=[-c.row for c in parsed], _col=[c.col for c in parsed])
     for sensor, grp in todo.groupby("sensor", sort=True):
         hsi = sensor_spec(sensor).kind == "hsi"
-        grp = grp.sort_values(["scene_id", "_epsg", "cell_id"], kind="stable")
+        grp = grp.sort_values(["scene_id", "_epsg", "_nrow", "_col"], kind="stable")
         scenes: dict[str, SceneRef] = {}
         jobs = []
         for _, r in grp.iterrows():

@@ -18,7 +18,7 @@ from rasterio.enums import Resampling
 from ...catalog import BandSpec, SensorSpec
 from ...errors import CatalogError, InputDataError
 from .. import qa as qamod
-from .cog import read_onto
+from .cog import read_many_onto, read_onto
 
 
 @dataclass(frozen=True)
@@ -104,12 +104,12 @@ def read_cog_scene(spec: SensorSpec, scene: SceneRef, geobox, bands: tuple[BandS
         if key is None:
             raise CatalogError(f"sensor {spec.name!r}: band {b.name} has no asset and no data_asset")
         groups.setdefault(key, []).append((i, (b.index or 0) + 1 if b.asset is None else 1))
+    requests = []
     for key, members in groups.items():
         real_key = _asset_key_for(spec, scene, key)
-        arr = read_onto(
-            scene.assets[real_key], geobox, indexes=[m[1] for m in members], dtype=dtype, nodata=nodata,
-            resampling=Resampling.bilinear, source=scene.source, expect_epsg=item_epsg(scene, real_key),
-        )
+        requests.append((scene.assets[real_key], [m[1] for m in members], item_epsg(scene, real_key)))
+    arrays = read_many_onto(requests, geobox, dtype=dtype, nodata=nodata, resampling=Resampling.bilinear, source=scene.source)
+    for members, arr in zip(groups.values(), arrays):
         data[[m[0] for m in members]] = arr
     from .enmap_order import apply_order_calibration
 

@@ -5,21 +5,29 @@ on the same cell pixels. Two paths:
 
 * **aligned**: the source is in the target CRS with the same pixel size and its pixel edges fall
   on the target's (integer offset): a plain windowed read, no resampling, bit-exact.
-* **warp**: anything else (another UTM zone, a half-pixel offset, another pixel size): GDAL's
-  warper reads only the source blocks it needs and resamples, bilinear for physical values and
-  nearest for QA. Both grids are pixel-is-area, so pixel centres map to pixel centres.
+* **warp**: anything else (another UTM zone, a half-pixel offset, another pixel size): the source
+  window the target samples is decoded and GDAL's warper resamples it, bilinear for physical
+  values and nearest for QA. Both grids are pixel-is-area, so pixel centres map to pixel centres.
+  Single-band rasters on one source grid are warped together (:func:`read_many_onto`).
+
+Inside :func:`keep_open` (a tiling task) each raster is opened once, so GDAL's block cache
+serves every strip of the task instead of decoding the same blocks again per strip.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import rasterio
 import rasterio.warp
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
@@ -54,15 +62,31 @@ def _aligned_offset(src_transform, dst_transform) -> tuple[int, int] | None:
     return round(col), round(row)
 
 
-def _read_aligned(ds, indexes, out: np.ndarray, col: int, row: int) -> None:
-    """Copy the overlap of the source window into ``out`` (prefilled with the fill value)."""
-    _, h, w = out.shape
+def _read_aligned(ds, indexes, shape: tuple[int, int], dtype: str, fill, col: int, row: int) -> np.ndarray:
+    """The source window at (col, row) of size ``shape``; pixels outside the raster are ``fill``."""
+    h, w = shape
     c0, r0 = max(col, 0), max(row, 0)
     c1, r1 = min(col + w, ds.width), min(row + h, ds.height)
+    if (c0, r0, c1, r1) == (col, row, col + w, row + h):  # inside the raster: read, no copy
+        return ds.read(indexes, window=Window(col, row, w, h), out_dtype=dtype)
+    out = np.full((len(indexes), h, w), fill, dtype=dtype)
+    if c1 > c0 and r1 > r0:
+        win = Window(c0, r0, c1 - c0, r1 - r0)
+        out[:, r0 - row : r1 - row, c0 - col : c1 - col] = ds.read(indexes, window=win, out_dtype=dtype)
+    return out
+
+
+def _source_window(ds, geobox, pad: int = 3) -> Window | None:
+    """The window of ``ds`` that a warp onto ``geobox`` samples (bounds transformed with densified
+    edges, ``pad`` pixels more for the kernel), clipped to the raster; None when they miss."""
+    bounds = rasterio.warp.transform_bounds(f"EPSG:{geobox.crs.epsg}", ds.crs, *geobox.boundingbox, densify_pts=21)
+    win = ds.window(*bounds)
+    c0, r0 = math.floor(win.col_off) - pad, math.floor(win.row_off) - pad
+    c1, r1 = math.ceil(win.col_off + win.width) + pad, math.ceil(win.row_off + win.height) + pad
+    c0, r0, c1, r1 = max(c0, 0), max(r0, 0), min(c1, ds.width), min(r1, ds.height)
     if c1 <= c0 or r1 <= r0:
-        return
-    win = Window(c0, r0, c1 - c0, r1 - r0)
-    out[:, r0 - row : r1 - row, c0 - col : c1 - col] = ds.read(indexes, window=win, out_dtype=out.dtype)
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0)
 
 
 def _check_crs(ds, href: str, expect_epsg: int | None) -> None:
@@ -74,6 +98,17 @@ def _check_crs(ds, href: str, expect_epsg: int | None) -> None:
             raise InputDataError(
                 f"{href}: raster CRS is {ds.crs.to_string()} but its STAC item says EPSG:{expect_epsg}"
             )
+
+
+@dataclass
+class _Pending:
+    """A source window decoded into memory, waiting for its warp onto the target grid."""
+
+    href: str
+    src: np.ndarray  # (bands, h, w), native dtype
+    transform: Affine
+    crs: object
+    src_nodata: float | None  # None when the window holds no fill value
 
 
 def read_onto(
@@ -94,47 +129,175 @@ def read_onto(
     :class:`InputDataError` naming the href when it cannot be opened or decoded, has no CRS, or
     its CRS disagrees with the item (``expect_epsg``).
     """
+    return read_many_onto(
+        [(href, indexes, expect_epsg)], geobox, dtype=dtype, nodata=nodata, resampling=resampling, source=source
+    )[0]
+
+
+def read_many_onto(
+    requests: Sequence[tuple[str, Sequence[int] | None, int | None]],
+    geobox,
+    *,
+    dtype: str,
+    nodata: float | None,
+    resampling: Resampling = Resampling.bilinear,
+    source: str | None = None,
+) -> list[np.ndarray]:
+    """:func:`read_onto` for several ``(href, indexes, expect_epsg)`` of one product at once.
+
+    Each raster is read as :func:`read_onto` would. Rasters that must be warped, share one source
+    grid (one band per file, as Sentinel-2 and Landsat ship) and hold no fill value in the
+    sampled window are warped together in one call: GDAL then computes the coordinate transform
+    once for all bands (measured ~2x less CPU per band, bit-identical output).
+    """
+    fill = 0 if nodata is None else nodata
+    outs: list[np.ndarray] = []
+    pending: list[tuple[int, _Pending]] = []
+    for n, (href, indexes, expect_epsg) in enumerate(requests):
+        out, todo = _read_source(href, geobox, indexes, dtype, nodata, source, expect_epsg)
+        outs.append(out)
+        if todo is not None:
+            pending.append((n, todo))
+    groups: dict[tuple, list[tuple[int, _Pending]]] = {}
+    for n, todo in pending:
+        key = (todo.crs.to_wkt(), tuple(todo.transform), todo.src.shape[1:], todo.src.dtype.str)
+        if todo.src_nodata is not None:  # per-band nodata semantics: warp alone
+            key = (n,)
+        groups.setdefault(key, []).append((n, todo))
+    for members in groups.values():
+        first = members[0][1]
+        src = first.src if len(members) == 1 else np.concatenate([t.src for _, t in members])
+        dst = outs[members[0][0]] if len(members) == 1 else np.concatenate([outs[m] for m, _ in members])
+        try:
+            with rasterio.Env(**GDAL_ENV):
+                _warp(src, dst, first, geobox, fill, resampling)
+        except RasterioError as e:
+            names = ", ".join(t.href for _, t in members)
+            raise InputDataError(f"{names}: cannot warp raster ({redact(_first_line(e))})") from None
+        if len(members) > 1:
+            i = 0
+            for m, _ in members:
+                k = outs[m].shape[0]
+                outs[m][:] = dst[i : i + k]
+                i += k
+    return outs
+
+
+def _read_source(href, geobox, indexes, dtype, nodata, source, expect_epsg) -> tuple[np.ndarray, _Pending | None]:
+    """The output array of one raster (prefilled, or complete for an aligned read) and, when it
+    must be warped, its decoded source window."""
     fill = 0 if nodata is None else nodata
     h, w = geobox.shape
     path = gdal_path(href, source)
+    cache = getattr(_KEPT, "datasets", None)
     try:
-        with rasterio.Env(**GDAL_ENV), rasterio.open(path) as ds:
-            _check_crs(ds, href, expect_epsg)
-            idx = list(indexes) if indexes is not None else list(range(1, ds.count + 1))
-            if max(idx) > ds.count:
-                raise InputDataError(f"{href}: has {ds.count} bands, band {max(idx)} was asked for")
-            out = np.full((len(idx), h, w), fill, dtype=dtype)
-            src_nodata = nodata if nodata is not None else ds.nodata
-            off = _aligned_offset(ds.transform, geobox.affine) if ds.crs.to_epsg() == geobox.crs.epsg else None
-            if off is not None:
-                _read_aligned(ds, idx, out, *off)
-            else:
-                rasterio.warp.reproject(
-                    source=rasterio.band(ds, idx),
-                    destination=out,
-                    src_nodata=src_nodata,
-                    dst_transform=geobox.affine,
-                    dst_crs=f"EPSG:{geobox.crs.epsg}",
-                    dst_nodata=fill,
-                    resampling=resampling,
-                    init_dest_nodata=True,
-                    # products are read at their native GSD, so the kernel is a plain 2x2
-                    # bilinear; GDAL would otherwise widen it by the extent-dependent scale ratio
-                    # of a rotated grid (measured: 2.5x slower, and patch values up to 50 DN
-                    # different depending on which neighbouring cells share the warp)
-                    XSCALE=1,
-                    YSCALE=1,
-                )
-            if src_nodata is not None and nodata is not None and src_nodata != nodata:
-                out[out == src_nodata] = nodata
-            return out
+        with rasterio.Env(**GDAL_ENV):
+            ds = _open(path, cache)
+            try:
+                _check_crs(ds, href, expect_epsg)
+                idx = list(indexes) if indexes is not None else list(range(1, ds.count + 1))
+                if max(idx) > ds.count:
+                    raise InputDataError(f"{href}: has {ds.count} bands, band {max(idx)} was asked for")
+                off = _aligned_offset(ds.transform, geobox.affine) if _epsg_of(ds) == geobox.crs.epsg else None
+                if off is not None:
+                    return _read_aligned(ds, idx, (h, w), dtype, fill, *off), None
+                win = _source_window(ds, geobox)
+                if win is None:  # the raster does not reach the target: all fill
+                    return np.full((len(idx), h, w), fill, dtype=dtype), None
+                out = np.empty((len(idx), h, w), dtype=dtype)  # the warp sets every pixel (init_dest_nodata)
+                src = ds.read(idx, window=win)
+                src_nodata = nodata if nodata is not None else ds.nodata
+                if src_nodata is not None and not _holds(src, src_nodata):
+                    # GDAL's warper is ~2x slower with a source nodata value (a validity mask
+                    # per pixel): without a fill pixel in the window the result is the same
+                    src_nodata = None
+                tr = ds.transform @ Affine.translation(win.col_off, win.row_off)
+                return out, _Pending(href, src, tr, ds.crs, src_nodata)
+            finally:
+                if cache is None:
+                    ds.close()
     except InputDataError:  # e.g. "no CRS" from a header cut short in transfer: do not keep it cached
-        forget_cached(path)
+        _drop(path, cache)
         raise
     except RasterioError as e:
-        forget_cached(path)
+        _drop(path, cache)
         # GDAL names the (possibly signed) path it opened: say the unsigned href instead
         raise InputDataError(f"{href}: cannot read raster ({redact(_first_line(e).replace(path, href))})") from None
+
+
+def _holds(src: np.ndarray, value: float) -> bool:
+    return bool(np.isnan(src).any() if np.isnan(value) else (src == value).any())
+
+
+def _warp(src: np.ndarray, out: np.ndarray, p: _Pending, geobox, fill, resampling: Resampling) -> None:
+    """Resample the decoded source window ``src`` onto ``geobox`` into ``out`` (pixels the source
+    does not cover become ``fill``)."""
+    rasterio.warp.reproject(
+        source=src,
+        destination=out,
+        src_transform=p.transform,
+        src_crs=p.crs,
+        src_nodata=p.src_nodata,
+        dst_transform=geobox.affine,
+        dst_crs=f"EPSG:{geobox.crs.epsg}",
+        dst_nodata=fill,
+        resampling=resampling,
+        init_dest_nodata=True,
+        # products are read at their native GSD, so the kernel is a plain 2x2 bilinear; GDAL
+        # would otherwise widen it by the extent-dependent scale ratio of a rotated grid
+        # (measured: 2.5x slower, and patch values up to 50 DN different depending on which
+        # neighbouring cells share the warp)
+        XSCALE=1,
+        YSCALE=1,
+    )
+
+
+#: Per thread: the datasets :func:`keep_open` holds open (None outside such a block).
+_KEPT = threading.local()
+
+
+@contextlib.contextmanager
+def keep_open() -> Iterator[None]:
+    """Within this block, :func:`read_onto` keeps each raster it opens open and reuses it.
+
+    GDAL's block cache belongs to an open dataset: reopening a raster for every strip of a task
+    decodes the same source blocks again for each strip (3.4x the CPU for an EnMAP cube). A task
+    wraps its reads in this block, so each asset is opened once per task and its decoded blocks
+    serve every strip and patch; everything is closed when the block ends. Per thread, so tasks
+    on Dask's thread scheduler do not share handles. Nested blocks reuse the outer one.
+    """
+    if getattr(_KEPT, "datasets", None) is not None:
+        yield
+        return
+    datasets: dict[str, object] = {}
+    _KEPT.datasets = datasets
+    try:
+        yield
+    finally:
+        _KEPT.datasets = None
+        for ds in datasets.values():
+            ds.close()  # type: ignore[attr-defined]
+
+
+def _open(path: str, cache: dict | None):
+    if cache is None:
+        return rasterio.open(path)
+    ds = cache.get(path)
+    if ds is None:
+        ds = cache[path] = rasterio.open(path)
+    return ds
+
+
+def _drop(path: str, cache: dict | None) -> None:
+    """After a failed read: close a kept dataset and clear GDAL's cache of ``path``."""
+    if cache is not None and path in cache:
+        with contextlib.suppress(Exception):
+            cache.pop(path).close()
+    forget_cached(path)
+
+
+def _epsg_of(ds) -> int | None:
+    return ds.crs.to_epsg()
 
 
 def _first_line(e: Exception) -> str:
