@@ -136,18 +136,25 @@ def cf_attrs(spec: SensorSpec, bands: tuple[BandSpec, ...]) -> dict:
 
 
 def ensure_group(root, spec: SensorSpec, bands: tuple[BandSpec, ...], layout: GroupLayout) -> None:
-    """Create ``<sensor>/{data,mask,wavelength,fwhm}`` if absent; check the layout if present."""
+    """Create ``<sensor>/{data,mask,wavelength,fwhm}`` if absent; check the layout if present.
+
+    A run killed while it created the group leaves it without some of its arrays; no shard of it
+    can have been written or indexed yet, so the group is created again from scratch.
+    """
     name = spec.name
     C, P, k = layout.n_bands, layout.patch_px, layout.patches_per_shard
     if name in root:
         g = root[name]
-        shape = g["data"].shape
-        if shape[1:] != (C, P, P) or g["data"].shards[0] != k:
-            raise ReleaseError(
-                f"store group {name!r} has patches {shape[1:]} in shards of {g['data'].shards[0]}, "
-                f"this run needs {(C, P, P)} in shards of {k}"
-            )
-        return
+        if {"data", "mask"} <= set(g.array_keys()):
+            shape = g["data"].shape
+            if shape[1:] != (C, P, P) or g["data"].shards[0] != k:
+                raise ReleaseError(
+                    f"store group {name!r} has patches {shape[1:]} in shards of {g['data'].shards[0]}, "
+                    f"this run needs {(C, P, P)} in shards of {k}"
+                )
+            _write_band_coords(g, bands)
+            return
+        del root[name]
     g = root.require_group(name)
     g.attrs.update({"sensor": name, "kind": spec.kind, "gsd_m": spec.gsd_m, "patch_px": P})
     g.create_array(
@@ -160,11 +167,23 @@ def ensure_group(root, spec: SensorSpec, bands: tuple[BandSpec, ...], layout: Gr
         attributes={"long_name": "quality flags", "flag_masks": [int(f) for f in MaskFlag],
                     "flag_meanings": " ".join(f.name.lower() for f in MaskFlag)},  # type: ignore[union-attr]
     )
-    if True:  # NaN wavelengths for SAR keep one layout for every product
-        for var, vals in (("wavelength", [b.wavelength_nm for b in bands]), ("fwhm", [b.fwhm_nm for b in bands])):
-            a = g.create_array(var, shape=(C,), dtype="float32", fill_value=np.nan, dimension_names=("band",),
-                               attributes={"units": "nm", "long_name": f"band centre {var}" if var == "wavelength" else "full width at half maximum"})
-            a[:] = np.asarray([np.nan if v is None else v for v in vals], dtype="float32")
+    _write_band_coords(g, bands)
+
+
+def _write_band_coords(g, bands: tuple[BandSpec, ...]) -> None:
+    """(Re)write ``wavelength`` and ``fwhm`` (NaN for SAR, so every product has one layout).
+
+    Idempotent, so a run killed between creating these arrays and filling them is repaired.
+    """
+    present = set(g.array_keys())
+    for var, vals in (("wavelength", [b.wavelength_nm for b in bands]), ("fwhm", [b.fwhm_nm for b in bands])):
+        if var in present:
+            a = g[var]
+        else:
+            long_name = "band centre wavelength" if var == "wavelength" else "full width at half maximum"
+            a = g.create_array(var, shape=(len(bands),), dtype="float32", fill_value=np.nan,
+                               dimension_names=("band",), attributes={"units": "nm", "long_name": long_name})
+        a[:] = np.asarray([np.nan if v is None else v for v in vals], dtype="float32")
 
 
 def reserve(root, sensor: str, n_shards: int) -> None:
@@ -172,9 +191,9 @@ def reserve(root, sensor: str, n_shards: int) -> None:
     g = root[sensor]
     k = g["data"].shards[0]
     n = n_shards * k
-    if g["data"].shape[0] < n:
-        g["data"].resize((n, *g["data"].shape[1:]))
-        g["mask"].resize((n, *g["mask"].shape[1:]))
+    for var in ("data", "mask"):  # each on its own: a kill may fall between the two resizes
+        if g[var].shape[0] < n:
+            g[var].resize((n, *g[var].shape[1:]))
 
 
 def write_shard(store: Path, sensor: str, shard: int, data: np.ndarray, mask: np.ndarray) -> None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -147,3 +148,32 @@ def test_repeated_kills_at_different_moments_converge_to_the_clean_release(tmp_p
     assert _hashes(store) == _hashes(clean)
     idx = gpd.read_parquet(store / "index" / "patches")
     assert idx["patch_id"].is_unique and not idx.duplicated(["sensor", "row"]).any()
+
+
+@pytest.mark.parametrize("left", [("s2", ("wavelength",)), ("s2", ()), ("enmap", ("data", "wavelength"))])
+def test_a_group_torn_while_being_created_is_rebuilt_by_the_rerun(tmp_path, left):
+    """kill -9 between creating a product's group and its arrays (found by tests/reliability)."""
+    import shutil
+
+    import zarr
+
+    plan = _plan(tmp_path)
+    clean = tmp_path / "clean.zarr"
+    cfg = TileConfig(patches_per_shard=2, coreg=False)
+    tile(plan, clean, scheduler="synchronous", progress=False, config=cfg)
+    store = tmp_path / "torn.zarr"
+    shutil.copytree(clean, store)
+    sensor, keep = left
+    # what a kill leaves: the group without its index, holding only some of its arrays
+    for part in (store / "index" / "patches").glob(f"part-{sensor}-*"):
+        part.unlink()
+    group = zarr.open_group(str(store), mode="a")[sensor]
+    for name in set(group.array_keys()) - set(keep):
+        del group[name]
+    if "wavelength" in keep:
+        group["wavelength"][:] = float("nan")  # created, never filled
+    tile(plan, store, scheduler="synchronous", progress=False, config=cfg)
+    assert validate(store) == []
+    assert _hashes(store) == _hashes(clean)
+    wl = zarr.open_group(str(store), mode="r")[sensor]["wavelength"][:]
+    assert wl.size > 0 and not np.isnan(wl).any()
