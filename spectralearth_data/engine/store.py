@@ -216,7 +216,9 @@ def commit_part(store: Path, sensor: str, shard: int, rows, attempted: list[str]
     parts = Path(store) / PARTS_DIR
     parts.mkdir(parents=True, exist_ok=True)
     final = parts / part_name(sensor, shard)
-    tmp = final.with_suffix(f".parquet.{os.getpid()}.tmp")
+    # a dot name: pyarrow and geopandas skip it when they read the parts folder, so a temp file
+    # left by a kill never breaks plain readers (the next run removes it)
+    tmp = parts / f".{final.name}.{os.getpid()}.tmp"
     gdf = rows if isinstance(rows, gpd.GeoDataFrame) else gpd.GeoDataFrame(rows, columns=list(INDEX_COLUMNS), geometry="geometry", crs="EPSG:4326")
     gdf = gdf.set_crs("EPSG:4326", allow_override=True)[list(INDEX_COLUMNS)]
     table = _to_arrow(gdf)
