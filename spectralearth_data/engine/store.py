@@ -183,7 +183,9 @@ def _write_band_coords(g, bands: tuple[BandSpec, ...]) -> None:
             long_name = "band centre wavelength" if var == "wavelength" else "full width at half maximum"
             a = g.create_array(var, shape=(len(bands),), dtype="float32", fill_value=np.nan,
                                dimension_names=("band",), attributes={"units": "nm", "long_name": long_name})
-        a[:] = np.asarray([np.nan if v is None else v for v in vals], dtype="float32")
+        want = np.asarray([np.nan if v is None else v for v in vals], dtype="float32")
+        if not np.array_equal(a[:], want, equal_nan=True):  # a resume normally writes nothing here
+            a[:] = want
 
 
 def reserve(root, sensor: str, n_shards: int) -> None:
