@@ -219,7 +219,7 @@ def dask_task_runner(settings: FlowSettings):
     if settings.dask_address:
         return DaskTaskRunner(address=settings.dask_address)
     return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
+        cluster_class="spectralearth_data.engine.cluster.local_cluster",
         cluster_kwargs={
             "n_workers": settings.dask_workers,
             "threads_per_worker": settings.dask_threads_per_worker,

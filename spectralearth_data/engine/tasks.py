@@ -83,6 +83,11 @@ def patch_id(sensor: str, cell_id: str, scene_id: str) -> str:
     return f"{sensor}/{cell_id}/{scene_id}"
 
 
+def patch_sha256(data: np.ndarray) -> str:
+    """sha256 of a patch's C-order bytes (hashed in place: no copy for a contiguous patch)."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(data)).cast("B")).hexdigest()
+
+
 def strips(cells: list[Cell]) -> list[list[int]]:
     """Indexes of ``cells`` grouped into runs of horizontally adjacent cells on one grid row, so
     each run is read with a single warp onto a (P, n*P) strip."""
@@ -165,8 +170,9 @@ def run_task(task: Task, store: str | Path, cfg: TileConfig) -> TaskResult:
     k = cfg.patches_per_shard
     dtype = group_dtype(bands, spec.name)
     fill = bands[0].nodata if bands[0].nodata is not None else 0
-    block = np.full((k, len(bands), P, P), fill, dtype=dtype)
-    mblock = np.full((k, P, P), int(MaskFlag.NODATA), dtype=np.uint8)
+    # filled slot by slot; the slots left empty get the fill value before the write
+    block = np.empty((k, len(bands), P, P), dtype=dtype)
+    mblock = np.empty((k, P, P), dtype=np.uint8)
     res = TaskResult(task.sensor, task.shard, task.scene_ids)
     rows: list[dict] = []
     attempted: list[str] = []
@@ -193,6 +199,8 @@ def run_task(task: Task, store: str | Path, cfg: TileConfig) -> TaskResult:
     if not attempted:
         return _finish(res, t0)
     if rows:
+        block[len(rows) :] = fill
+        mblock[len(rows) :] = int(MaskFlag.NODATA)
         write_shard(Path(store), task.sensor, task.shard, block, mblock)
     commit_part(Path(store), task.sensor, task.shard, rows, attempted)
     res.written = len(rows)
@@ -262,7 +270,7 @@ def _index_row(task: Task, spec: SensorSpec, job: CellJob, slot: int, data, vf, 
         "valid_fraction": float(vf),
         "cloud_fraction": float(cf),
         "coreg_shift_px": float(shift),
-        "sha256": hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest(),
+        "sha256": patch_sha256(data),
         "pipeline_version": PIPELINE_VERSION,
         "licence": spec.licence.id,
         "redistributable": bool(spec.licence.redistributable),

@@ -20,6 +20,7 @@ from ..errors import InputDataError, SpectralEarthError
 from ..grid import parse_cell_id
 from ..schema import PLAN_COLUMNS
 from . import store as st
+from .cluster import release_free_memory
 from .config import TileConfig, sensor_spec
 from .readers import SceneRef, group_dtype, stored_bands
 from .tasks import CellJob, Task, TaskResult, run_task
@@ -219,12 +220,14 @@ def _execute(tasks, store, cfg, scheduler, workers, progress, summary) -> tuple[
     if scheduler in ("synchronous", "sync", "threads"):
         summary.workers = 1 if scheduler != "threads" else (workers or os.cpu_count() or 1)
         return _run_local(tasks, store, cfg, scheduler, workers, progress)
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, as_completed
+
+    from .cluster import local_cluster
 
     cluster = None
     if scheduler is None:
         n = workers or min(os.cpu_count() or 1, len(tasks))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = local_cluster(n)
         client = Client(cluster)
     else:
         client = Client(scheduler)
@@ -263,6 +266,8 @@ def _guarded(task: Task, store: str, cfg: TileConfig):
     except SpectralEarthError as e:
         msg = " ".join(str(e).split())  # one line, whatever the library said
         return False, f"{task.sensor} shard {task.shard} ({', '.join(task.scene_ids[:3])}): {msg}"
+    finally:
+        release_free_memory()
 
 
 def _run_local(tasks, store, cfg, scheduler, workers, progress):

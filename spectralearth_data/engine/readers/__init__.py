@@ -96,7 +96,6 @@ def read_cog_scene(spec: SensorSpec, scene: SceneRef, geobox, bands: tuple[BandS
     """Bands and QA of a GeoTIFF/COG scene on ``geobox``."""
     dtype = group_dtype(bands, spec.name)
     nodata = bands[0].nodata
-    data = np.empty((len(bands), *geobox.shape), dtype=dtype)
     # group bands by asset so a cube is opened (and its blocks decoded) once
     groups: dict[str, list[tuple[int, int]]] = {}
     for i, b in enumerate(bands):
@@ -109,8 +108,12 @@ def read_cog_scene(spec: SensorSpec, scene: SceneRef, geobox, bands: tuple[BandS
         real_key = _asset_key_for(spec, scene, key)
         requests.append((scene.assets[real_key], [m[1] for m in members], item_epsg(scene, real_key)))
     arrays = read_many_onto(requests, geobox, dtype=dtype, nodata=nodata, resampling=Resampling.bilinear, source=scene.source)
-    for members, arr in zip(groups.values(), arrays):
-        data[[m[0] for m in members]] = arr
+    if len(arrays) == 1 and [m[0] for m in next(iter(groups.values()))] == list(range(len(bands))):
+        data = arrays[0]  # one cube holding every band in order (EnMAP, DESIS): no copy
+    else:
+        data = np.empty((len(bands), *geobox.shape), dtype=dtype)
+        for members, arr in zip(groups.values(), arrays):
+            data[[m[0] for m in members]] = arr
     from .enmap_order import apply_order_calibration
 
     apply_order_calibration(spec, scene, data, bands)
