@@ -12,16 +12,15 @@ from pathlib import Path
 
 import geopandas as gpd
 
+from .atomic import atomic_path
 from .errors import InputDataError
 
 
 def write_table(table: gpd.GeoDataFrame, path: Path | str) -> Path:
     """Write ``table`` as GeoParquet at ``path`` (temp file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
     return path
 
 

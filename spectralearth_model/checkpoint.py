@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from spectralearth_data.atomic import atomic_path
 from spectralearth_data.errors import SpectralEarthError
 
 from .config import ModelConfig
@@ -32,9 +33,8 @@ def save_encoder(path: Path, encoder: SpectralEarthEncoder, cfg: ModelConfig) ->
         "config": cfg.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

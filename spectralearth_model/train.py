@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from spectralearth_data.atomic import atomic_path
 from spectralearth_data.errors import SpectralEarthError
 
 from .data import AlignedAugment, ReleaseDataset, make_loader
@@ -191,27 +192,14 @@ def _device_kind(name: str) -> str:
 # -- checkpoint -----------------------------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, fsync, then rename over ``path``.
 
     A reader (or a resume after a kill) sees either the previous checkpoint or the new one,
     never a torn file.
     """
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -283,13 +271,11 @@ class MetricsLog:
         keys: list[str] = []
         for r in self.rows:
             keys += [k for k in r if k not in keys]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(self.path, durable=False) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=keys)
             w.writeheader()
             for r in self.rows:
                 w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
-        os.replace(tmp, self.path)
         if self.tb is not None:
             self.tb.flush()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..errors import ReleaseError
 from . import store as st
 from .config import PIPELINE_VERSION
@@ -62,7 +62,6 @@ def publish(store, release_id: str) -> Path:
     root.attrs.update({"release_id": release_id, "published": manifest["published"]})
     st.consolidate(store)
     out = store / MANIFEST
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return out

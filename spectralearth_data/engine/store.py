@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from ..atomic import atomic_path
 from ..catalog import BandSpec, SensorSpec
 from ..errors import ReleaseError
 from ..masks import MaskFlag
@@ -218,18 +218,15 @@ def commit_part(store: Path, sensor: str, shard: int, rows, attempted: list[str]
     parts = Path(store) / PARTS_DIR
     parts.mkdir(parents=True, exist_ok=True)
     final = parts / part_name(sensor, shard)
-    # a dot name: pyarrow and geopandas skip it when they read the parts folder, so a temp file
-    # left by a kill never breaks plain readers (the next run removes it)
-    tmp = parts / f".{final.name}.{os.getpid()}.tmp"
     gdf = rows if isinstance(rows, gpd.GeoDataFrame) else gpd.GeoDataFrame(rows, columns=list(INDEX_COLUMNS), geometry="geometry", crs="EPSG:4326")
     gdf = gdf.set_crs("EPSG:4326", allow_override=True)[list(INDEX_COLUMNS)]
     table = _to_arrow(gdf)
     meta = dict(table.schema.metadata or {})
     meta[PART_META_KEY] = json.dumps({"sensor": sensor, "shard": shard, "attempted": attempted}).encode()
-    pq.write_table(table.replace_schema_metadata(meta), tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    # the temp file has a dot name: plain readers of the parts folder skip it, so one left by a
+    # kill never breaks them (the next run removes it)
+    with atomic_path(final) as tmp:
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
     return final
 
 
@@ -299,10 +296,8 @@ def write_locations(store: Path, cell_m: int) -> int:
             "sensors": "+".join(sorted(set(grp["sensor"]))), "geometry": grp.geometry.iloc[0],
         })
     gdf = gpd.GeoDataFrame(rows, columns=list(LOCATION_COLUMNS), geometry="geometry", crs="EPSG:4326")
-    final = Path(store) / LOCATIONS
-    tmp = final.with_suffix(".parquet.tmp")
-    gdf.to_parquet(tmp, index=False)
-    os.replace(tmp, final)
+    with atomic_path(Path(store) / LOCATIONS) as tmp:
+        gdf.to_parquet(tmp, index=False)
     return len(gdf)
 
 
