@@ -98,12 +98,14 @@ def read_raw_zarr(ds, seq) -> int:
 
     from zarr.core.sync import sync
 
-    async def gather(rows):
-        arrays = [x for sensor, _ in rows for x in ds._array(sensor)]
-        keys = [row for _, row in rows for _ in (0, 1)]
-        return await asyncio.gather(*[a._async_array.getitem(k) for a, k in zip(arrays, keys)])
+    async def gather(arrays, keys):
+        return await asyncio.gather(*[a.getitem(k) for a, k in zip(arrays, keys)])
 
-    return sum(np.asarray(a).size for _, rows in seq for a in sync(gather(rows)))
+    def read(rows):
+        arrays = [x for sensor, _ in rows for x in ds._array(sensor)]  # opened outside zarr's loop
+        return sync(gather(arrays, [row for _, row in rows for _ in (0, 1)]))
+
+    return sum(np.asarray(a).size for _, rows in seq for a in read(rows))
 
 
 def read_geotiffs(ds, seq, files) -> int:

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from spectralearth_data.atomic import atomic_path
 from spectralearth_data.errors import ReleaseError
 from spectralearth_data.masks import MaskFlag
 
@@ -375,11 +376,19 @@ class ReleaseDataset(torch.utils.data.Dataset):
         return state
 
     def _array(self, sensor: str):
+        """(data, mask) of ``sensor`` as zarr ``AsyncArray``s, opened once per process."""
         if self._pid != os.getpid():  # first read in this process (fork-safe lazy open)
             self._arrays, self._pid = {}, os.getpid()
         if sensor not in self._arrays:
-            grp = _open_root(self.release.path)[sensor]
-            self._arrays[sensor] = (grp["data"], grp["mask"])
+            import zarr.api.asynchronous as za
+            from zarr.core.sync import sync
+
+            async def open_pair() -> tuple[Any, Any]:
+                root = str(self.release.path)
+                return await asyncio.gather(*[za.open_array(store=root, path=f"{sensor}/{name}", mode="r")
+                                              for name in ("data", "mask")])
+
+            self._arrays[sensor] = tuple(sync(open_pair()))
         return self._arrays[sensor]
 
     def crop_px(self, sensor: str) -> int:
@@ -401,8 +410,7 @@ class ReleaseDataset(torch.utils.data.Dataset):
 
         async def gather() -> list[Any]:
             return await asyncio.gather(*[
-                a._async_array.getitem(int(row)) for (data, mask), (_, row) in zip(arrays, patches)
-                for a in (data, mask)
+                a.getitem(int(row)) for pair, (_, row) in zip(arrays, patches) for a in pair
             ])
 
         out = sync(gather())
@@ -419,19 +427,24 @@ class ReleaseDataset(torch.utils.data.Dataset):
         """(float32 (C,H,W) physical units of usable bands, uint8 (H,W) mask) of one patch."""
         return self.decode_patch(sensor, *self.read_raw([(sensor, row)])[0])
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, dict[str, Any]]:
+    def _plan(self, key: int | tuple[int, int]) -> tuple[list[tuple[str, int]], dict[str, Any] | None]:
+        """The ``(sensor, row)`` patches of sample ``key`` and its augmentation parameters."""
         idx, seed = key if isinstance(key, tuple) else (key, idx_seed(key))
-        rows = self._rows[idx]
         params = None
         if self.augment is not None:
             params = self.augment.draw(np.random.default_rng(seed), self.extent_m, self.step_m)
+        return [(s, int(r)) for s, r in zip(self.sensors, self._rows[idx]) if r >= 0], params
+
+    def _sample(self, patches, raws, params) -> dict[str, dict[str, Any]]:
+        """Stored arrays of one sample -> its tensors. The augmentation (a crop, flips, a rotation:
+        pixel moves only) runs on the stored integers before decoding, which works per pixel, so
+        the result is the same as augmenting the decoded floats, for less copying."""
         sample: dict[str, dict[str, Any]] = {}
-        patches = [(s, int(r)) for s, r in zip(self.sensors, rows) if r >= 0]
-        for (sensor, _), raw in zip(patches, self.read_raw(patches)):
+        for (sensor, _), (raw, mask) in zip(patches, raws):
             lay = self.release.products[sensor]
-            data, mask = self.decode_patch(sensor, *raw)
             if params is not None:
-                data, mask = AlignedAugment.apply(data, lay.gsd, params), AlignedAugment.apply(mask, lay.gsd, params)
+                raw, mask = AlignedAugment.apply(raw, lay.gsd, params), AlignedAugment.apply(mask, lay.gsd, params)
+            data, mask = self.decode_patch(sensor, raw, mask)
             if self.normalize is not None:
                 st = self.normalize[sensor]
                 mean = np.asarray(st["mean"], np.float32)[:, None, None]
@@ -445,6 +458,21 @@ class ReleaseDataset(torch.utils.data.Dataset):
                 "gsd": lay.gsd,
             }
         return sample
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, dict[str, Any]]:
+        patches, params = self._plan(key)
+        return self._sample(patches, self.read_raw(patches), params)
+
+    def __getitems__(self, keys: Sequence[int | tuple[int, int]]) -> list[dict[str, dict[str, Any]]]:
+        """``[self[k] for k in keys]`` with every patch of the batch read in one gather (the
+        DataLoader calls this for a whole batch): one hand-off to zarr's event loop per batch."""
+        plans = [self._plan(k) for k in keys]
+        raws = self.read_raw([p for patches, _ in plans for p in patches])
+        out, i = [], 0
+        for patches, params in plans:
+            out.append(self._sample(patches, raws[i : i + len(patches)], params))
+            i += len(patches)
+        return out
 
 
 def idx_seed(idx: int, base: int = 0) -> int:
@@ -645,7 +673,6 @@ def load_or_compute_stats(dataset: ReleaseDataset, path: Path | None = None) -> 
     doc = compute_stats(dataset)
     if have:
         doc["sensors"] = {**have["sensors"], **doc["sensors"]}
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1))
     return doc

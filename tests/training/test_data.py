@@ -221,3 +221,18 @@ def test_decode_matches_the_cf_formula(dtype):
     if dtype != "float32":
         odd = _layout([0, 1, 3], [1, 1, 1], [0, 0, 0], [-1e9, 1e9, 0.5])
         assert not decode(raw, odd)[1].any()
+
+
+def test_batched_reads_equal_sample_by_sample_reads(ds):
+    """``__getitems__`` (what the DataLoader calls per batch: one read of all its patches) returns
+    exactly the samples ``ds[key]`` returns one by one, augmentation included."""
+    ds_aug = ReleaseDataset(ds.release.path, ds.sensors, augment=AlignedAugment())
+    keys = [(i % len(ds_aug), 1000 + i) for i in range(6)]
+    batch = ds_aug.__getitems__(keys)
+    assert len(batch) == len(keys)
+    for key, got in zip(keys, batch):
+        want = ds_aug[key]
+        assert set(got) == set(want)
+        for s in want:
+            assert torch.equal(got[s]["data"], want[s]["data"]) and torch.equal(got[s]["mask"], want[s]["mask"])
+    assert any(not torch.equal(batch[0][s]["data"], batch[1][s]["data"]) for s in batch[0] if s in batch[1])
