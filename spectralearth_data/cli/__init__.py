@@ -28,7 +28,7 @@ COMMAND_MODULES = (
     "catalog_cmd",  # catalog
     "demo_cmd",  # demo-scenes
     "discovery_cmd",  # search, colocate
-    "engine_cmd",  # tile, validate, export, quicklook
+    "engine_cmd",  # tile, validate, export, quicklook, publish, upload
     "model_cmd",  # model-info
     "train_cmd",  # train
     "evaluate_cmd",  # evaluate

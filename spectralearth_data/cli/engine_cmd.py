@@ -1,4 +1,4 @@
-"""Engine commands: tile, validate, export, quicklook, publish (thin wrappers over engine)."""
+"""Engine commands: tile, validate, export, quicklook, publish, upload (thin wrappers over engine)."""
 
 from __future__ import annotations
 
@@ -83,3 +83,31 @@ def register(app: typer.Typer) -> None:
         from ..engine import publish as run
 
         typer.echo(f"wrote {run(store, release_id)}")
+
+    @app.command()
+    def upload(
+        store: Path = typer.Argument(..., help="Published release store folder (has release.json)."),
+        url: str = typer.Argument(..., help="Destination, e.g. s3://bucket/releases/NAME.zarr (any fsspec URL)."),
+        storage_option: list[str] = typer.Option(
+            None, "--storage-option",
+            help="Backend option KEY=VALUE (repeatable; JSON values parsed; dotted keys nest, e.g. "
+                 "client_kwargs.endpoint_url=http://host:9000). Prefer the environment for credentials.",
+        ),
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    ) -> None:
+        """Copy a published release to object storage (chunks first, release.json last; resumes)."""
+        from ..engine.upload import parse_storage_options
+        from ..engine.upload import upload as run
+
+        s = run(store, url, parse_storage_options(storage_option or []), progress=not no_progress)
+        typer.echo(
+            f"{s.files_uploaded} files uploaded ({s.bytes_uploaded / 1e6:.1f} MB), {s.files_skipped} already there "
+            f"({s.bytes_skipped / 1e6:.1f} MB) in {s.seconds:.1f} s -> {s.url} (release {s.release_id})"
+        )
+        if s.remote_extra:
+            typer.echo(f"note: {s.remote_extra} object(s) under {s.url} are not in the store; left as they are")
+        if s.not_redistributable:
+            typer.echo(
+                f"note: {', '.join(s.not_redistributable)} may not be redistributed (licence); keep this "
+                "location private, or upload the output of `spectralearth export` instead"
+            )

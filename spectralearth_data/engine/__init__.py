@@ -1,9 +1,10 @@
 """The data engine: read scenes onto grid cells, QA them and write the sharded Zarr release.
 
-Public API: :func:`tile`, :func:`validate`, :func:`publish`, :func:`export`, :func:`quicklook`,
-:class:`TileConfig`, :class:`TileSummary`.
+Public API: :func:`tile`, :func:`validate`, :func:`publish`, :func:`upload`, :func:`export`,
+:func:`quicklook`, :class:`TileConfig`, :class:`TileSummary`.
 
-The submodules that share a name with a function (``validate``, ``export``, ``quicklook``) are
+The submodules that share a name with a function (``validate``, ``upload``, ``export``,
+``quicklook``) are
 imported here first: importing a submodule later would otherwise replace the package attribute,
 and ``engine.validate`` would turn from the function into the module.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from . import export as _export_module  # noqa: F401  (see the module docstring)
 from . import quicklook as _quicklook_module  # noqa: F401
+from . import upload as _upload_module  # noqa: F401
 from . import validate as _validate_module  # noqa: F401
 from .config import PIPELINE_VERSION, TileConfig
 from .tile import TileSummary, tile
@@ -31,6 +33,13 @@ def publish(store, release_id: str):
     return _publish(store, release_id)
 
 
+def upload(store, url: str, storage_options: dict | None = None, progress: bool = True):
+    """Copy a published release to object storage (fsspec URL); see :mod:`.upload`."""
+    from .upload import upload as _upload
+
+    return _upload(store, url, storage_options, progress=progress)
+
+
 def export(store, out, redistributable_only: bool = True):
     """Copy the redistributable part of a release; see :mod:`.export`."""
     from .export import export as _export
@@ -45,4 +54,4 @@ def quicklook(store, cell_id: str, out_png):
     return _quicklook(store, cell_id, out_png)
 
 
-__all__ = ["PIPELINE_VERSION", "TileConfig", "TileSummary", "export", "publish", "quicklook", "tile", "validate"]
+__all__ = ["PIPELINE_VERSION", "TileConfig", "TileSummary", "export", "publish", "quicklook", "tile", "upload", "validate"]
