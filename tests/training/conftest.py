@@ -37,3 +37,22 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def engine_release(tmp_path_factory) -> Path:
+    """A release written by the data engine from the SYNTHESIZED demo scenes (20 cells of 960 m,
+    all seven products): demo scenes -> local search -> co-location -> ``engine.tile``."""
+    from spectralearth_data.colocate import colocate
+    from spectralearth_data.demo import make_demo_scenes
+    from spectralearth_data.engine import TileConfig, tile, validate
+    from spectralearth_data.sources import search
+
+    root = tmp_path_factory.mktemp("engine-release")
+    make_demo_scenes(root / "scenes")
+    plan = colocate(search(f"local:{root / 'scenes' / 'catalog.json'}", "demo"), cell_m=960)
+    store = root / "demo-960m.zarr"
+    summary = tile(plan, store, scheduler="synchronous", progress=False, config=TileConfig(release_id="engine-test"))
+    assert summary.patches_written > 100 and not summary.failed
+    assert validate(store) == []
+    return store

@@ -143,6 +143,12 @@ def test_collate_present_mask_and_absent_products(ds, sensors):
         d = batch["sensors"][s]
         assert d["data"].shape[0] == 3 and d["mask"].shape[0] == 3
         assert d["wavelength"].shape == d["fwhm"].shape == (d["data"].shape[1],)
+        assert torch.equal(d["data"][0], ds[0][s]["data"]) and torch.equal(d["mask"][1], ds[1][s]["mask"])
+        assert torch.equal(d["wavelength"], ds[0][s]["wavelength"]) and torch.equal(d["fwhm"], ds[0][s]["fwhm"])
+    # two buffers for the whole batch (what a loader worker hands over), not one per tensor
+    storages = {t.untyped_storage().data_ptr() for d in batch["sensors"].values()
+                for t in (d["data"], d["mask"], d["wavelength"], d["fwhm"])}
+    assert len(storages) == 2
 
 
 def test_loader_workers_give_identical_batches(ds):

@@ -12,8 +12,6 @@ from __future__ import annotations
 import csv
 
 import numpy as np
-import pytest
-
 from spectralearth_data.masks import MaskFlag
 from spectralearth_model.data import ReleaseDataset
 from spectralearth_model.train import TrainConfig, train
@@ -21,23 +19,6 @@ from spectralearth_model.train import TrainConfig, train
 ALL_SEVEN = ("enmap", "emit", "desis", "s2", "landsat", "lst", "s1")
 #: Effective-rank floor of the collapse monitor (tests/model/test_jepa.py uses the same value).
 EFF_RANK_FLOOR = 8.0
-
-
-@pytest.fixture(scope="module")
-def engine_release(tmp_path_factory):
-    from spectralearth_data.colocate import colocate
-    from spectralearth_data.demo import make_demo_scenes
-    from spectralearth_data.engine import TileConfig, tile, validate
-    from spectralearth_data.sources import search
-
-    root = tmp_path_factory.mktemp("engine-release")
-    make_demo_scenes(root / "scenes")
-    plan = colocate(search(f"local:{root / 'scenes' / 'catalog.json'}", "demo"), cell_m=960)
-    store = root / "demo-960m.zarr"
-    summary = tile(plan, store, scheduler="synchronous", progress=False, config=TileConfig(release_id="engine-test"))
-    assert summary.patches_written > 100 and not summary.failed
-    assert validate(store) == []
-    return store
 
 
 def test_dataset_reads_every_product_of_an_engine_release_in_physical_units(engine_release):
