@@ -35,9 +35,13 @@ from rasterio.windows import Window
 from ...errors import InputDataError
 from ..hrefs import gdal_path, redact
 
-#: GDAL settings for cloud reads: no directory listings, merged range requests, a read cache.
-#: (GDAL_CACHEMAX stays GDAL's default: rasterio reads small integers as *bytes*, see PERF.md.)
+#: GDAL settings of every read: no directory listings, merged range requests, a read cache, and a
+#: block cache of 512 MiB per process (given in bytes: rasterio reads small integers as bytes,
+#: see PERF.md). GDAL's default is 5 % of the machine's RAM per process, so a worker's memory
+#: would depend on the machine; 512 MiB holds a full block row of a 224-band EnMAP cube (352 MiB
+#: at 512 px blocks), so no strip of a task decodes a block twice.
 GDAL_ENV = {
+    "GDAL_CACHEMAX": 512 * 2**20,
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_HTTP_MULTIRANGE": "YES",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
