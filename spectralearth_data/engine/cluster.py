@@ -5,22 +5,27 @@ A ``distributed`` nanny starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``
 that variable also switches off glibc's adaptive mmap threshold: every array over 128 KiB is
 then a fresh ``mmap`` whose pages are faulted in again on each allocation, and a tiling task
 allocates hundreds of MB of short-lived strips and shards. The workers started here keep
-glibc's adaptive allocator, and each task ends with :func:`release_free_memory`, so memory is
-reused within a task and handed back between tasks. Measured on the full-size 4x region of
-``benchmarks/tile.py`` (2 workers, 588 patches; kernel CPU seconds, peak RSS of the tree):
+glibc's adaptive allocator with at most two malloc arenas (the threads of zarr's encoder
+otherwise each get one, and each keeps its own free memory), and each task ends with
+:func:`release_free_memory`, so memory is reused within a task and handed back between tasks.
+Measured on the full-size 4x region of ``benchmarks/tile.py`` (SYNTHESIZED scenes, 2 workers,
+588 patches; kernel CPU seconds and peak RSS of the process tree, two runs where two are given;
+the first two rows with GDAL's default block cache, the last two with 512 MiB):
 
-==============================================  ==========  =========
-worker memory settings                          kernel s    peak RSS
-==============================================  ==========  =========
-Dask's default environment                      25.4        1.86 GB
-without ``MALLOC_TRIM_THRESHOLD_``              8.1         2.88 GB (grows with the tasks run)
-without it + ``malloc_trim`` after each task    14.8        2.33 GB (used here)
-==============================================  ==========  =========
+==================================================  ============  ===================
+worker memory settings                              kernel s      peak RSS
+==================================================  ============  ===================
+Dask's default environment                          25.4          1.86 GB
+without ``MALLOC_TRIM_THRESHOLD_``                  8.1           2.88 GB (grows with
+                                                                  the tasks run)
+... + ``malloc_trim`` after each task               14.6 / 16.6   2.50 / 2.52 GB
+... + ``MALLOC_ARENA_MAX=2`` (used here)            14.8 / 15.8   2.06 / 2.24 GB
+==================================================  ============  ===================
 
 For an existing cluster (``--scheduler ADDRESS``) the environment is the cluster's: set
-``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_: null`` in the Dask config of
-the machines that start the workers (see the README, "Scaling to 40 TB"); the per-task trim
-runs on any worker.
+``distributed.nanny.pre-spawn-environ`` to ``{MALLOC_TRIM_THRESHOLD_: null, MALLOC_ARENA_MAX: 2}``
+in the Dask config of the machines that start the workers (see the README, "Scaling to
+40 TB"); the per-task trim runs on any worker.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ import ctypes
 import ctypes.util
 import functools
 
-#: Variables of Dask's worker pre-spawn environment that tiling workers start without.
-UNSET_WORKER_ENV = ("MALLOC_TRIM_THRESHOLD_",)
+#: Changes to Dask's worker pre-spawn environment for tiling workers (None: not set at all).
+WORKER_ENV: dict[str, str | None] = {"MALLOC_TRIM_THRESHOLD_": None, "MALLOC_ARENA_MAX": "2"}
 
 
 def local_cluster(n_workers: int, threads_per_worker: int = 1, processes: bool = True, dashboard_address: str | None = None, **kwargs):
@@ -38,8 +43,8 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, processes: bool =
     import dask
     from distributed import LocalCluster
 
-    unset = {f"distributed.nanny.pre-spawn-environ.{k}": None for k in UNSET_WORKER_ENV}
-    with dask.config.set(unset):  # read when the nannies are created, inside the constructor
+    env = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
+    with dask.config.set(env):  # read when the nannies are created, inside the constructor
         return LocalCluster(
             n_workers=n_workers, threads_per_worker=threads_per_worker, processes=processes,
             dashboard_address=dashboard_address, **kwargs,
