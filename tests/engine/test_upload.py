@@ -252,12 +252,19 @@ def test_a_stopped_endpoint_is_one_line_without_the_secret(release):
     dead = {"key": "AKIAEXAMPLE", "secret": secret,
             "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{_free_port()}", "region_name": "us-east-1"},
             "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}}}
+    _assert_one_line_error(release, "s3://bucket/r.zarr", dead, secret,
+                           "s3://bucket/r.zarr: listing failed: cannot reach the storage endpoint")
+
+
+def _assert_one_line_error(release, url: str, opts: dict, secret: str, prefix: str) -> None:
+    """``upload`` fails with one line starting with ``prefix``, without ``secret``, and leaves
+    the local store as it was."""
     before = _local_files(release)
     with pytest.raises(ReleaseError) as err:
-        upload(release, "s3://bucket/r.zarr", dead, progress=False)
+        upload(release, url, opts, progress=False)
     assert _local_files(release) == before
     msg = str(err.value)
-    assert msg.startswith("s3://bucket/r.zarr: listing failed: cannot reach the storage endpoint")
+    assert msg.startswith(prefix), msg
     assert "\n" not in msg and secret not in msg
 
 
@@ -280,13 +287,8 @@ def auth_endpoint():
 def test_wrong_credentials_are_one_line_without_the_secret(release, auth_endpoint):
     secret = "s3cr3t-" + uuid.uuid4().hex
     bad = {"key": "AKIAWRONGKEY", "secret": secret, "client_kwargs": {"endpoint_url": auth_endpoint, "region_name": "us-east-1"}}
-    before = _local_files(release)
-    with pytest.raises(ReleaseError) as err:
-        upload(release, "s3://bucket/r.zarr?X-Amz-Credential=AKIAWRONGKEY", bad, progress=False)
-    assert _local_files(release) == before
-    msg = str(err.value)
-    assert msg.startswith("s3://bucket/r.zarr: listing failed: access denied")
-    assert "\n" not in msg and secret not in msg
+    _assert_one_line_error(release, "s3://bucket/r.zarr?X-Amz-Credential=AKIAWRONGKEY", bad, secret,
+                           "s3://bucket/r.zarr: listing failed: access denied")
 
 
 def test_a_missing_bucket_and_a_misspelt_option_are_one_line_errors(release, opts, bucket):
