@@ -105,7 +105,7 @@ def build_tasks(plan, cell_m: int, done: set[str], committed: dict[str, set[int]
     skip = plan["_pid"].isin(done)
     todo = plan[~skip]
     refs = _references(plan)
-    tasks: list[Task] = []
+    per_sensor: list[list[Task]] = []
     k = cfg.patches_per_shard
     parsed = [parse_cell_id(c, cell_m) for c in todo["cell_id"]]
     # north row first, west to east along a row: the order strips() joins cells in, so a task's
@@ -126,8 +126,10 @@ def build_tasks(plan, cell_m: int, done: set[str], committed: dict[str, set[int]
                 reference=refs.get((r["cell_id"], sid)) if hsi else None,
             ))
         free = _free_slots(committed.get(sensor, set()))
-        for i in range(0, len(jobs), k):
-            tasks.append(Task(sensor, next(free), cell_m, tuple(jobs[i : i + k])))
+        per_sensor.append([Task(sensor, next(free), cell_m, tuple(jobs[i : i + k])) for i in range(0, len(jobs), k)])
+    # run order: the sensors take turns, so the workers hold tasks of different products at once
+    # (an HSI task needs several times the memory of a multispectral one)
+    tasks = [t for turn in itertools.zip_longest(*per_sensor) for t in turn if t is not None]
     return tasks, int(skip.sum())
 
 
