@@ -80,9 +80,11 @@ def open_root(store: Path, cell_m: int, release_id: str | None = None, create: b
         raise ReleaseError(f"{store}: not a release store (no zarr.json)")
     if store.exists() and any(store.iterdir()):
         raise ReleaseError(f"{store}: folder exists and is not a release store; choose another --store")
-    root = zarr.open_group(str(store), mode="w", zarr_format=3, use_consolidated=False)
-    root.attrs.update(
-        {
+    # created in place with its attributes: mode="w" would delete and re-create the folder, and
+    # a second writer could then lock the new folder while this one holds the lock on the old
+    root = zarr.create_group(
+        str(store), zarr_format=3, overwrite=False,
+        attributes={
             "release_id": release_id or store.stem,
             "cell_m": int(cell_m),
             "created": _now(),
@@ -91,7 +93,7 @@ def open_root(store: Path, cell_m: int, release_id: str | None = None, create: b
             "sensors": [],
             "licences": {},
             "conventions": "CF-1.10; layout per SpectralEarth DESIGN.md (release store)",
-        }
+        },
     )
     (store / PARTS_DIR).mkdir(parents=True, exist_ok=True)
     return root

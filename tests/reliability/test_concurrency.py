@@ -74,3 +74,21 @@ def test_two_tile_runs_at_once_on_one_store(demo, tmp_path, fresh):
     assert after == demo.clean
     LEDGER.record("concurrency", f"two writers ({'new' if fresh else 'existing'} store)", injected=1,
                   survived=True, lost=lost(before, after) + lost(demo.clean, after))
+
+
+def test_a_new_store_is_created_in_the_locked_folder_itself(tmp_path):
+    """The lock is a flock on the store folder, so creating the store must not replace that
+    folder (zarr's mode="w" deletes and re-creates it): a second writer starting meanwhile would
+    lock the new folder and both would write."""
+    import os
+
+    from spectralearth_data.engine import store as st
+
+    store = tmp_path / "new.zarr"
+    with st.writer_lock(store):
+        inode = os.stat(store).st_ino
+        root = st.open_root(store, 960)
+        assert os.stat(store).st_ino == inode and root.attrs["cell_m"] == 960
+        assert is_locked(store)  # what another process sees: still the locked folder
+        with pytest.raises(ReleaseError, match="another curate/tile run is writing"), st.writer_lock(store):
+            pass
