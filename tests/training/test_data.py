@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 
@@ -158,6 +159,8 @@ def test_loader_workers_give_identical_batches(ds):
     for workers in (0, 2):
         it = iter(make_loader(ds_aug, 4, workers=workers, seed=7))
         got.append([next(it) for _ in range(3)])
+        del it  # shut the workers down now, not at some later garbage collection
+        gc.collect()
     for a, b in zip(*got):
         assert torch.equal(a["present"], b["present"])
         for s in ds.sensors:
