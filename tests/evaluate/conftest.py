@@ -13,11 +13,8 @@ from spectralearth_model.model import build_encoder
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """One torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,9 @@ CELL_M = 960.0
 
 
 @pytest.fixture(autouse=True)
-def _one_thread_seeded():
-    """One torch thread (the test machine's cores are shared) and a fixed global seed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread_seeded(one_torch_thread):
+    """One torch thread (tests/conftest.py) and a fixed global seed."""
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -30,13 +29,9 @@ def release(tmp_path_factory, sensors) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One torch thread in-process (the test machine's cores are shared; subprocesses get
-    ``OMP_NUM_THREADS=1`` from :data:`test_train.ONE_THREAD_ENV` so their floats match)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(one_torch_thread):
+    """One torch thread in-process (tests/conftest.py); subprocesses get ``OMP_NUM_THREADS=1``
+    from :data:`test_train.ONE_THREAD_ENV` so their floats match."""
 
 
 @pytest.fixture(scope="session")
