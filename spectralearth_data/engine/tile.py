@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import InputDataError, SpectralEarthError
 from ..grid import parse_cell_id
+from ..progress import progress_bar
 from ..schema import PLAN_COLUMNS
 from . import store as st
 from .cluster import release_free_memory
@@ -245,7 +246,7 @@ def _execute(tasks, store, cfg, scheduler, workers, progress, summary) -> tuple[
 
         pending = as_completed([submit(t) for t in itertools.islice(todo, window)])
         results, failures = [], []
-        with _bar(progress, len(tasks)) as advance:
+        with progress_bar(progress, len(tasks), "tiling") as advance:
             for fut in pending:
                 ok, val = fut.result()
                 (results if ok else failures).append(val)
@@ -277,7 +278,7 @@ def _run_local(tasks, store, cfg, scheduler, workers, progress):
     from dask.callbacks import Callback
 
     delayed = [dask.delayed(_guarded, pure=False)(t, str(store), cfg) for t in tasks]
-    with _bar(progress, len(tasks)) as advance:
+    with progress_bar(progress, len(tasks), "tiling") as advance:
 
         class _Tick(Callback):
             def _posttask(self, key, result, dsk, state, id):
@@ -290,31 +291,3 @@ def _run_local(tasks, store, cfg, scheduler, workers, progress):
     results = [v for ok, v in out if ok]
     failures = [v for ok, v in out if not ok]
     return results, failures
-
-
-class _bar:
-    """A rich progress bar over tasks (a no-op when progress is off)."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self._p = Progress(TextColumn("tiling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        self._p.__enter__()
-        tid = self._p.add_task("tile", total=self.total)
-        return lambda: self._p.advance(tid)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._p.__exit__(*exc)
-        return False

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 from fsspec.callbacks import Callback
 
 from ..errors import InputDataError, ReleaseError
+from ..progress import progress_bar
 from . import store as st
 from .hrefs import redact
 from .release import MANIFEST
@@ -162,10 +163,10 @@ def upload(
     summary.remote_extra = sum(1 for p in have if p not in local)
 
     todo.sort(key=lambda f: (f.stage, f.level, f.rel))
-    with _ByteBar(progress, sum(f.size for f in todo), dest) as bar:
+    with progress_bar(progress, sum(f.size for f in todo), "uploading", in_bytes=True) as advance:
         for step in sorted({(f.stage, f.level) for f in todo}):
             batch = [f for f in todo if (f.stage, f.level) == step]
-            with contextlib.closing(_put_all(fs, store, batch, rpath, bar, remote)) as uploaded:
+            with contextlib.closing(_put_all(fs, store, batch, rpath, advance, remote)) as uploaded:
                 for f in uploaded:
                     summary.files_uploaded += 1
                     summary.bytes_uploaded += f.size
@@ -365,7 +366,7 @@ def _same_content(fs, store: Path, files: list[_File], rpath, remote) -> list[bo
         return list(pool.map(same, files))
 
 
-def _put_all(fs, store: Path, files: list[_File], rpath, bar, remote):
+def _put_all(fs, store: Path, files: list[_File], rpath, advance: Callable[[int], None], remote):
     """Upload ``files`` with up to CONCURRENCY in flight; yield each once its object is complete.
 
     The first failure stops the stage: files not started are not started, the error is raised.
@@ -377,7 +378,7 @@ def _put_all(fs, store: Path, files: list[_File], rpath, bar, remote):
         running: dict[Future, _File] = {}
 
         def submit(f: _File) -> None:
-            cb = bar.callback(f.size)
+            cb = _FileBytes(f.size, advance)
             running[pool.submit(_put_one, fs, store / f.rel, rpath(f.rel), cb, remote)] = f
 
         try:
@@ -449,41 +450,6 @@ def _is_connection_error(e: BaseException) -> bool:
 
 
 # -- progress
-
-
-class _ByteBar:
-    """A rich progress bar over bytes (a no-op when progress is off)."""
-
-    def __init__(self, enabled: bool, total: int, dest: str):
-        self.enabled, self.total, self.dest = enabled, total, dest
-        self._advance = lambda n: None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self._p = Progress(TextColumn("uploading"), BarColumn(), DownloadColumn(),
-                               TransferSpeedColumn(), TimeRemainingColumn())
-            self._p.__enter__()
-            tid = self._p.add_task("upload", total=self.total)
-            self._advance = lambda n: self._p.advance(tid, n)
-        return self
-
-    def callback(self, size: int):
-        """An fsspec callback for one file; :meth:`_FileBytes.finish` tops it up to ``size``."""
-        return _FileBytes(size, self._advance)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._p.__exit__(*exc)
-        return False
 
 
 class _FileBytes(Callback):
