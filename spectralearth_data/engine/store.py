@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +56,12 @@ class GroupLayout:
     patches_per_shard: int
     dtype: str
     fill: float
+
+
+def patch_sha256(data: np.ndarray) -> str:
+    """The ``sha256`` of the index: of a patch's C-order bytes (hashed in place, no copy for a
+    contiguous patch)."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(data)).cast("B")).hexdigest()
 
 
 def part_name(sensor: str, shard: int) -> str:

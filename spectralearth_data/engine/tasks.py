@@ -8,7 +8,6 @@ shard and then commits its index part.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import time
@@ -25,7 +24,7 @@ from . import coreg
 from .config import PIPELINE_VERSION, TileConfig, sensor_spec
 from .readers import SceneRef, group_dtype, read_scene, stored_bands
 from .readers.cog import keep_open
-from .store import commit_part, write_shard
+from .store import commit_part, patch_sha256, write_shard
 
 
 @dataclass(frozen=True)
@@ -81,11 +80,6 @@ class TaskResult:
 
 def patch_id(sensor: str, cell_id: str, scene_id: str) -> str:
     return f"{sensor}/{cell_id}/{scene_id}"
-
-
-def patch_sha256(data: np.ndarray) -> str:
-    """sha256 of a patch's C-order bytes (hashed in place: no copy for a contiguous patch)."""
-    return hashlib.sha256(memoryview(np.ascontiguousarray(data)).cast("B")).hexdigest()
 
 
 def strips(cells: list[Cell]) -> list[list[int]]:

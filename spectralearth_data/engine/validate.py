@@ -16,7 +16,6 @@ import numpy as np
 from ..masks import INVALID, MaskFlag
 from ..schema import INDEX_COLUMNS
 from . import store as st
-from .tasks import patch_sha256
 
 
 def validate_store(store, check_hashes: bool = True) -> list[str]:
@@ -114,7 +113,7 @@ def _check_row(r, root, arrays, meta, seen_pid, seen_row, check_hashes, part) ->
         m = mask[row]
     except Exception as e:  # a torn or overwritten shard fails in the codec (zstd, crc32c, ...)
         return out + [f"{pid}: row {row} of {r.sensor} cannot be decoded (torn shard?): {type(e).__name__}: {_first_line(e)}"]
-    if check_hashes and patch_sha256(patch) != r.sha256:
+    if check_hashes and st.patch_sha256(patch) != r.sha256:
         out.append(f"{pid}: sha256 of row {row} does not match the index (torn or overwritten patch)")
     if patch.dtype.kind == "f" and not np.isfinite(patch).all():
         out.append(f"{pid}: non-finite values (NaN/inf) in row {row}; missing pixels must hold the fill value")
