@@ -424,8 +424,8 @@ class ReleaseDataset(torch.utils.data.Dataset):
         """Stored (data, mask) arrays of ``(sensor, row)`` patches.
 
         Patches of a local release in the engine's layout are read directly (:mod:`.shards`: one
-        ``pread`` each, ~10x less CPU than zarr's per-call path). Any others go to zarr's event
-        loop as one ``gather``: one hand-off for all of them rather than two per patch.
+        ``pread`` each, measured 0.15 ms of CPU against 1.0 ms per zarr call). Any others go to
+        zarr's event loop as one ``gather``: one hand-off for all of them rather than two each.
         """
         out: list[Any] = [None] * len(patches)
         via_zarr = []
