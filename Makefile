@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
 OUT    ?= out/demo
 
 .PHONY: setup demo test test-slow test-all bench lint clean
@@ -34,15 +35,21 @@ test-all: setup
 	$(BIN)/python -m pytest -m ''
 
 ## Ratio benchmarks; each prints a table.
-bench: setup
+bench: $(DEVSTAMP)
 	$(BIN)/python benchmarks/colocate.py
 	$(BIN)/python benchmarks/tile.py
 	$(BIN)/python benchmarks/model.py
 	$(BIN)/python benchmarks/loader.py
 
-lint: setup
+$(DEVSTAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+## ruff over the whole tree; mypy over the public API of the release, engine, grid and sources
+## packages (the files are listed in pyproject.toml, [tool.mypy]).
+lint: $(DEVSTAMP)
 	$(BIN)/ruff check spectralearth_data spectralearth_model flows tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf out .pytest_cache

@@ -7,7 +7,7 @@ shard-ordered sequence; a *sample* is one location with its S2, Landsat and EnMA
 their masks, 3840 m cells as in PERF.md: 384 px, 128 px, 128 px):
 
 * ``release``      :class:`spectralearth_model.data.ReleaseDataset`: index -> nearest acquisition
-                   per product -> patch reads (:mod:`spectralearth_model.shards`: one ``pread``
+                   per product -> patch reads (:mod:`spectralearth_data.release.shards`: one ``pread``
                    per patch of the local sharded Zarr) -> usable bands -> physical units (CF
                    scale/offset, fill -> 0 + NODATA bit) -> torch tensors. What training reads.
 * ``release via zarr``  the same with ``direct_reads=False``: every patch read through zarr.
@@ -63,6 +63,8 @@ def write_geotiffs(ds, folder: Path) -> dict[tuple[str, int], tuple[Path, Path]]
     import rasterio
     from rasterio.transform import from_origin
 
+    from spectralearth_data.grid import parse_cell_id
+
     folder.mkdir(parents=True, exist_ok=True)
     cells = ds.release.index.set_index(["sensor", "row"])["cell_id"]
     cell_m = float(ds.release.attrs["cell_m"])
@@ -70,7 +72,8 @@ def write_geotiffs(ds, folder: Path) -> dict[tuple[str, int], tuple[Path, Path]]
     for sensor in ds.sensors:
         lay = ds.release.products[sensor]
         for row in range(lay.n_patches):
-            epsg, col, crow = (int(v) for v in cells[(sensor, row)].split("_"))
+            cell = parse_cell_id(cells[(sensor, row)], int(cell_m))
+            epsg, col, crow = cell.epsg, cell.col, cell.row
             transform = from_origin(col * cell_m, (crow + 1) * cell_m, lay.gsd, lay.gsd)
             arr, m = ds.read_raw([(sensor, row)])[0]
             paths = (folder / f"{sensor}_{row:05d}.tif", folder / f"{sensor}_{row:05d}_mask.tif")
@@ -113,7 +116,7 @@ def read_geotiffs(ds, seq, files) -> int:
     import torch
 
     from spectralearth_data.masks import MaskFlag
-    from spectralearth_model.data import decode
+    from spectralearth_data.release import decode
 
     n = 0
     for _, rows in seq:

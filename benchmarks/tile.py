@@ -463,8 +463,8 @@ def patch_nbytes(spec, cell_m: int) -> int:
 def make_store(path: Path, layout: Layout, k: int) -> None:
     """The release layout of DESIGN.md (same groups, chunks and shards as the engine's)."""
     from spectralearth_data.catalog import load_sensor
-    from spectralearth_data.engine import store as st
     from spectralearth_data.engine.readers import group_dtype, stored_bands
+    from spectralearth_data.release import store as st
 
     root = st.open_root(path, layout.cell_m)
     counts: dict[str, int] = {}
@@ -492,8 +492,9 @@ def _warm_worker() -> None:
     import rasterio  # noqa: F401
     import zarr  # noqa: F401
 
-    from spectralearth_data.engine import store, tasks  # noqa: F401
-    from spectralearth_data.engine.config import sensor_spec
+    from spectralearth_data.engine import tasks  # noqa: F401
+    from spectralearth_data.release import store  # noqa: F401
+    from spectralearth_data.catalog import sensor_spec
 
     for s in SENSORS:
         sensor_spec(s)
@@ -532,7 +533,7 @@ def _naive_patch(args) -> int:
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
-    from spectralearth_data.engine.config import sensor_spec  # parsed once per process
+    from spectralearth_data.catalog import sensor_spec  # parsed once per process
     from spectralearth_data.grid import parse_cell_id
 
     sensor, cell_id, cell_m, assets, out = args
@@ -581,7 +582,7 @@ def run_rioxarray(layout: Layout, out: Path, workers: int, k: int) -> tuple[int,
     from affine import Affine
     from odc.geo.geobox import GeoBox
 
-    from spectralearth_data.engine.config import sensor_spec  # parsed once per process
+    from spectralearth_data.catalog import sensor_spec  # parsed once per process
     from spectralearth_data.grid import parse_cell_id
 
     make_store(out, layout, k)
@@ -639,8 +640,8 @@ def _raw_shard(job: ShardJob, cell_m: int, k: int, out: str) -> int:
     import rasterio
     from rasterio.windows import Window, from_bounds
 
-    from spectralearth_data.engine.config import sensor_spec  # parsed once per process
-    from spectralearth_data.engine.store import write_shard
+    from spectralearth_data.catalog import sensor_spec  # parsed once per process
+    from spectralearth_data.release.store import write_shard
     from spectralearth_data.grid import parse_cell_id
 
     spec = sensor_spec(job.sensor)

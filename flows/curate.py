@@ -168,7 +168,7 @@ def _cluster_address() -> str | None:
 @task(name="validate")
 def validate_release(store: str) -> int:
     """Check every index row against the data; a problem fails the run before publishing."""
-    from spectralearth_data.engine.validate import validate_store
+    from spectralearth_data.release.validate import validate_store
     from spectralearth_data.errors import ReleaseError
 
     problems = validate_store(Path(store))
@@ -181,7 +181,7 @@ def validate_release(store: str) -> int:
 @task(name="publish")
 def publish_release(store: str, release_id: str) -> str:
     """Write the release manifest and announce the release with the ``spectralearth.release.published`` event."""
-    from spectralearth_data.engine.release import publish
+    from spectralearth_data.release.publish import publish
 
     manifest = publish(Path(store), release_id)
     emit_event(
@@ -195,8 +195,7 @@ def publish_release(store: str, release_id: str) -> str:
 @task(name="quicklook", task_run_name="quicklook-{cell_id}")
 def draw_quicklook(store: str, cell_id: str, png: str) -> str:
     """A PNG of one location across products."""
-    # the submodule's function: ``engine.quicklook`` is shadowed by the submodule once imported
-    from spectralearth_data.engine.quicklook import quicklook
+    from spectralearth_data.release.quicklook import quicklook
 
     quicklook(Path(store), cell_id, Path(png))
     return png
@@ -364,13 +363,10 @@ def run_curate(req: CurateRequest, settings: FlowSettings) -> CurateResult:
 
 def _publish_counts(req: CurateRequest, scene_sets: list[SceneSet], plan: PlanRef, store: Path) -> None:
     """Per-product counts: scenes found, plan rows, patches in the release index."""
-    import pandas as pd
+    from spectralearth_data.release import read_index_columns
 
-    parts = sorted((store / "index" / "patches").glob("part-*.parquet"))
-    patches: dict[str, int] = {}
-    if parts:
-        idx = pd.concat([pd.read_parquet(p, columns=["sensor"]) for p in parts])
-        patches = {str(k): int(v) for k, v in idx["sensor"].value_counts().items()}
+    idx = read_index_columns(store, ["sensor"])
+    patches = {str(k): int(v) for k, v in idx["sensor"].value_counts().items()}
     found: dict[str, int] = {}
     for s in scene_sets:
         for k, v in s.per_sensor.items():

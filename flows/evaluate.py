@@ -16,8 +16,6 @@ from flows.settings import get_settings
 
 #: The task the embedded demo evaluates on (the real EnMAP Potsdam fixture task).
 DEFAULT_TASKS = ("enmap-potsdam",)
-#: Probe heads of the evaluation harness.
-HEADS = ("linear", "knn", "upernet")
 
 
 def check_tasks(tasks: list[str] | None) -> list[str]:
@@ -35,6 +33,9 @@ def check_tasks(tasks: list[str] | None) -> list[str]:
 
 
 def check_head(head: str) -> None:
+    """``head`` must be one of the harness's probe heads (:data:`spectralearth_model.evaluate.heads.HEADS`)."""
+    from spectralearth_model.evaluate.heads import HEADS
+
     if head not in HEADS:
         raise ParameterError(f"head={head!r}: expected one of {', '.join(HEADS)}")
 

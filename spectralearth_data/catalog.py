@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import importlib.resources
 import json
 import os
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import CatalogError
+from .errors import CatalogError, PixelGridError, describe_validation
+from .grid import pixels_per_cell
 from .masks import MaskFlag
 
 #: Environment variable that points at another catalogs/ folder (e.g. in a container image).
@@ -31,10 +33,19 @@ CATALOG_ENV = "SPECTRALEARTH_CATALOGS"
 DEFAULT_CELL_M = 3840
 
 
+def _packaged_catalogs() -> Path:
+    """The catalog shipped in an installed wheel (package data ``spectralearth_data/catalogs``),
+    else the top-level ``catalogs/`` of a source checkout (an editable install maps no data)."""
+    shipped = importlib.resources.files(__package__) / "catalogs"
+    if shipped.is_dir():
+        return Path(str(shipped))
+    return Path(__file__).resolve().parent.parent / "catalogs"
+
+
 def catalog_root() -> Path:
-    """The ``catalogs/`` folder: ``$SPECTRALEARTH_CATALOGS`` or the one beside the package."""
+    """The ``catalogs/`` folder: ``$SPECTRALEARTH_CATALOGS``, else the one shipped with the package."""
     env = os.environ.get(CATALOG_ENV)
-    root = Path(env) if env else Path(__file__).resolve().parent.parent / "catalogs"
+    root = Path(env) if env else _packaged_catalogs()
     if not (root / "sensors").is_dir():
         raise CatalogError(f"{root}: no sensors/ folder; set {CATALOG_ENV} to a catalogs/ folder")
     return root
@@ -89,7 +100,14 @@ class QAClass(_Frozen):
 
     value: int | None = Field(None, description="Class value (kind=classes)")
     bit: int | None = Field(None, ge=0, le=31, description="Bit position (kind=bits)")
-    layer: str | None = Field(None, description="Layer/asset name (kind=layers)")
+    layer: str | None = Field(
+        None, description="Layer name (kind=layers): the asset key of a single-band layer, or the "
+        "name of band ``band`` of the QA asset"
+    )
+    band: int | None = Field(
+        None, ge=1, description="1-based band of the QA asset holding this layer (kind=layers, all layers "
+        "in one multi-band raster, e.g. DESIS QL_QUALITY-2); None: the layer is its own asset"
+    )
     meaning: str = Field(description="What the provider documents for it")
     flags: tuple[str, ...] = Field((), description="Our mask flags it sets (see masks.MaskFlag)")
 
@@ -114,7 +132,8 @@ class QASpec(_Frozen):
     asset: str = Field(description="Asset key of the QA layer (or the mask group for EMIT)")
     kind: Literal["classes", "bits", "layers"] = Field(
         description="classes: one value per pixel (S2 SCL); bits: bit flags (Landsat QA_PIXEL); "
-        "layers: one 0/1 layer per condition (EMIT mask, EnMAP quality layers)"
+        "layers: one 0/1 layer per condition (EMIT mask, EnMAP quality layers, the bands of DESIS "
+        "QL_QUALITY-2)"
     )
     dtype: DType = Field("uint8", description="Native dtype of the QA layer")
     resampling: Literal["nearest"] = "nearest"
@@ -127,7 +146,24 @@ class QASpec(_Frozen):
         for i, e in enumerate(self.entries):
             if getattr(e, key) is None:
                 raise ValueError(f"entries.{i}: kind={self.kind} needs '{key}'")
+        banded = [e.band is not None for e in self.entries]
+        if any(banded):
+            if self.kind != "layers":
+                raise ValueError(f"entries: 'band' is for kind=layers, not kind={self.kind}")
+            if not all(banded):
+                i = banded.index(False)
+                raise ValueError(f"entries.{i}: give every layer a 'band' of {self.asset!r}, or none")
+            bands = [e.band for e in self.entries if e.band is not None]
+            dupes = sorted({b for b in bands if bands.count(b) > 1})
+            if dupes:
+                raise ValueError(f"entries: band(s) {dupes} given to more than one layer")
         return self
+
+    @property
+    def banded(self) -> bool:
+        """True when the layers are bands of the one QA asset (``entries[i].band``), False when each
+        layer is its own single-band asset."""
+        return bool(self.entries) and self.entries[0].band is not None
 
 
 class LicenceSpec(_Frozen):
@@ -144,9 +180,18 @@ class ProviderSpec(_Frozen):
     collection: str | None = Field(None, description="STAC collection id")
     short_name: str | None = Field(None, description="CMR short name (Earthdata)")
     provider: str | None = Field(None, description="CMR provider id, e.g. LPCLOUD")
+    version: str | None = Field(
+        None, description="CMR collection version, searched as text (EMITL2ARFL: \"001\")"
+    )
     asset_map: dict[str, str] = Field(
         default_factory=dict,
         description="Our band/QA asset name -> this provider's asset key, where they differ",
+    )
+    asset_patterns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Our asset name -> glob on the file name of the href (fnmatch, case-sensitive): "
+        "how a provider's unnamed or positional links (CMR 'GET DATA' URLs, CMR-STAC data1/data2) "
+        "are recognised",
     )
     query: dict[str, Any] = Field(default_factory=dict, description="Extra STAC query filters")
     cloud_cover_property: str | None = Field("eo:cloud_cover", description="Cloud-cover property")
@@ -209,7 +254,11 @@ class SensorSpec(_Frozen):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"bands: duplicate band names {dupes}")
-        if DEFAULT_CELL_M / self.gsd_m != self.patch_px:
+        try:
+            fits = pixels_per_cell(DEFAULT_CELL_M, self.gsd_m) == self.patch_px
+        except PixelGridError:
+            fits = False
+        if not fits:
             raise ValueError(
                 f"patch_px: {self.patch_px} px x {self.gsd_m} m != the default cell of {DEFAULT_CELL_M} m"
             )
@@ -226,11 +275,12 @@ class SensorSpec(_Frozen):
         return tuple(b for b in self.bands if b.usable)
 
     def patch_px_for(self, cell_m: float) -> int:
-        """Patch size in pixels for a cell of ``cell_m`` metres (must be a multiple of the GSD)."""
-        n = cell_m / self.gsd_m
-        if n != int(n) or n < 1:
-            raise CatalogError(f"cell size {cell_m} m is not a multiple of {self.name}'s {self.gsd_m} m GSD")
-        return int(n)
+        """Patch size in pixels for a cell of ``cell_m`` metres (must be a multiple of the GSD;
+        :func:`spectralearth_data.grid.pixels_per_cell`)."""
+        try:
+            return pixels_per_cell(cell_m, self.gsd_m)
+        except PixelGridError:
+            raise CatalogError(f"cell size {cell_m} m is not a multiple of {self.name}'s {self.gsd_m} m GSD") from None
 
     def provider(self, source: str) -> ProviderSpec:
         for p in self.providers:
@@ -272,13 +322,6 @@ class Region(_Frozen):
 
 
 # -- loading -------------------------------------------------------------------------------------
-
-
-def _describe(err: ValidationError, path: Path) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{path}: {loc}: {first['msg']}{more}"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -333,7 +376,7 @@ def parse_sensor(path: Path) -> SensorSpec:
     try:
         spec = SensorSpec.model_validate(data)
     except ValidationError as e:
-        raise CatalogError(_describe(e, path)) from None
+        raise CatalogError(describe_validation(e, str(path))) from None
     if spec.name != path.stem:
         raise CatalogError(f"{path}: name: {spec.name!r} must match the file name {path.stem!r}")
     return spec
@@ -354,14 +397,22 @@ def sensor_names(root: Path | None = None) -> list[str]:
     return sorted(p.stem for p in (root / "sensors").glob("*.yaml"))
 
 
-@functools.lru_cache(maxsize=8)
-def _load_catalog_cached(root: str) -> dict[str, SensorSpec]:
-    return {n: load_sensor(n, Path(root)) for n in sensor_names(Path(root))}
+def sensor_spec(name: str, root: Path | None = None) -> SensorSpec:
+    """:func:`load_sensor`, parsed once per process and catalog folder (the one cache of sensor
+    specs): a tiling task asks for the same few products many times, and one parse (YAML + band
+    table) costs ~80 ms."""
+    return _sensor_spec(str(root or catalog_root()), name)
+
+
+@functools.lru_cache(maxsize=64)
+def _sensor_spec(root: str, name: str) -> SensorSpec:
+    return load_sensor(name, Path(root))
 
 
 def load_catalog(root: Path | None = None) -> dict[str, SensorSpec]:
-    """All products, keyed by name (validated once per process)."""
-    return dict(_load_catalog_cached(str(root or catalog_root())))
+    """All products, keyed by name (each validated once per process, see :func:`sensor_spec`)."""
+    root = root or catalog_root()
+    return {n: sensor_spec(n, root) for n in sensor_names(root)}
 
 
 def load_sources(root: Path | None = None) -> dict[str, SourceSpec]:
@@ -376,9 +427,7 @@ def load_sources(root: Path | None = None) -> dict[str, SourceSpec]:
         try:
             spec = SourceSpec.model_validate(item)
         except ValidationError as e:
-            first = e.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            raise CatalogError(f"{path}: sources.{i}.{loc}: {first['msg']}") from None
+            raise CatalogError(describe_validation(e, str(path), loc_prefix=f"sources.{i}.")) from None
         out[spec.name] = spec
     return out
 
@@ -430,7 +479,7 @@ def parse_region(path: Path, name: str | None = None) -> Region:
             description=props.get("description", ""),
         )
     except ValidationError as e:
-        raise CatalogError(_describe(e, path)) from None
+        raise CatalogError(describe_validation(e, str(path))) from None
 
 
 def load_region(name_or_path: str | Path, root: Path | None = None) -> Region:

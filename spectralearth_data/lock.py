@@ -9,7 +9,7 @@ The lock is held on an open file descriptor of the ``<store>`` directory, so
   naming the store (the default) or waits up to ``wait_s`` seconds for the first to finish.
 
 Readers (``validate``, loaders) never take it: committed data is immutable (see
-``engine/store.py``, "Commit protocol").
+``release/store.py``, "Commit protocol").
 """
 
 from __future__ import annotations

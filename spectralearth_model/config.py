@@ -1,9 +1,10 @@
 """Typed configuration of SpectralEarth-FM: :class:`ModelConfig` and the ``tiny``/``small``/``base`` presets.
 
 Sensor facts (bands, wavelengths, FWHM, GSD) are read from ``catalogs/`` through
-:func:`spectralearth_data.catalog.load_sensor` and frozen into :class:`SensorInput` values, so a
-checkpoint carries everything needed to rebuild the model without the catalog. Everything else
-here is a *model* choice (widths, depths, token size, input normalisation constants, loss weights).
+:func:`spectralearth_data.catalog.sensor_spec` (the catalog's one cache) and frozen into
+:class:`SensorInput` values, so a checkpoint carries everything needed to rebuild the model
+without the catalog. Everything else here is a *model* choice (widths, depths, token size, input
+normalisation constants, loss weights).
 
 Width/depth choice of the presets (``spectralearth model-info --preset P`` prints the parameters):
 
@@ -18,12 +19,12 @@ Width/depth choice of the presets (``spectralearth model-info --preset P`` print
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from dataclasses import dataclass
 from typing import Any
 
-from spectralearth_data.errors import SpectralEarthError
+from spectralearth_data.errors import PixelGridError, SpectralEarthError
+from spectralearth_data.masks import INVALID
 
 #: The seven products, in the order of the batch ``present`` mask.
 DEFAULT_SENSORS = ("enmap", "emit", "desis", "s2", "landsat", "lst", "s1")
@@ -96,8 +97,8 @@ class ModelConfig:
     cov_weight: float = 0.04
     #: Compute the collapse monitor (embedding std, effective rank) every N forward calls.
     monitor_every: int = 10
-    #: Mask bits (spectralearth_data.masks.MaskFlag) that make a pixel unusable: nodata | saturated.
-    invalid_mask_bits: int = 1 | 32
+    #: Mask bits that make a pixel unusable: ``spectralearth_data.masks.INVALID`` (nodata | saturated).
+    invalid_mask_bits: int = int(INVALID)
 
     def __post_init__(self) -> None:
         if not (len(self.dims) == len(self.depths) == len(self.heads)):
@@ -105,12 +106,15 @@ class ModelConfig:
         for d, h in zip(self.dims, self.heads):
             if d % h:
                 raise ModelConfigError(f"stage width {d} is not divisible by its {h} heads")
+        from spectralearth_data.grid import pixels_per_cell
+
         for s in self.sensors:
-            ratio = self.token_m / s.gsd_m
-            if abs(ratio - round(ratio)) > 1e-6 or ratio < 1:
+            try:
+                pixels_per_cell(self.token_m, s.gsd_m)
+            except PixelGridError:
                 raise ModelConfigError(
                     f"token_m={self.token_m} is not a multiple of {s.name}'s {s.gsd_m} m GSD"
-                )
+                ) from None
 
     @property
     def sensor_names(self) -> tuple[str, ...]:
@@ -171,12 +175,12 @@ class ModelConfig:
 _NORM = {"hsi": (0.0, 1.0), "multispectral": (0.0, 1.0), "thermal": (290.0, 20.0), "sar": (-15.0, 6.0)}
 
 
-@functools.lru_cache(maxsize=32)
 def sensor_input(name: str) -> SensorInput:
-    """Freeze one product's usable bands from the catalog into a :class:`SensorInput`."""
-    from spectralearth_data.catalog import load_sensor
+    """Freeze one product's usable bands from the catalog into a :class:`SensorInput` (the spec
+    comes from the catalog's one cache, :func:`spectralearth_data.catalog.sensor_spec`)."""
+    from spectralearth_data.catalog import sensor_spec
 
-    spec = load_sensor(name)
+    spec = sensor_spec(name)
     bands = spec.usable_bands
     shift, scale = _NORM.get(spec.kind, (0.0, 1.0))
     units = {b.unit.lower() for b in bands}

@@ -4,7 +4,9 @@ A *sample* is a location (DESIGN.md "Model inputs"): for every product present i
 acquisition nearest in time to the cell's hyperspectral anchor, decoded from the release's native
 integers to physical units with the CF attributes written beside each ``<sensor>/data`` array.
 Only the catalog's usable bands reach the model; native fill values become 0 and set the NODATA
-mask bit, so the model never sees a fill number.
+mask bit, so the model never sees a fill number. Opening the release, its index, each product's
+layout and the CF decoding are :mod:`spectralearth_data.release` (torch-free); this module adds
+the torch dataset, sampler, collation and loader.
 
 Reading is built for many workers and many ranks:
 
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,168 +37,12 @@ import torch
 from spectralearth_data.atomic import atomic_path
 from spectralearth_data.errors import ReleaseError
 from spectralearth_data.masks import MaskFlag
-
-from .shards import ChunkReader, open_chunk_reader
+from spectralearth_data.release import ChunkReader, decode, open_chunk_reader, open_release
 
 #: Products that anchor a location (hyperspectral); the first present one in a cell is the anchor.
 HSI_PRODUCTS: tuple[str, ...] = ("enmap", "emit", "desis")
 
-#: Columns the loader needs from index/patches/part-*.parquet.
-_INDEX_READ = ("patch_id", "cell_id", "sensor", "datetime", "row", "scene_id", "anchor_scene_id")
-
 STATS_FORMAT = "spectralearth-norm-stats/1"
-
-
-# -- the release on disk --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProductLayout:
-    """What the loader needs to know about one product's group in a release.
-
-    ``bands`` selects the usable channels out of the stored ``C``; ``scale``/``offset``/``fill``
-    are per selected channel, from the CF attributes (``fill`` NaN where there is none).
-    """
-
-    sensor: str
-    bands: tuple[int, ...]
-    scale: np.ndarray  # (C,) float32
-    offset: np.ndarray  # (C,) float32
-    fill: np.ndarray  # (C,) float64, NaN = no fill value
-    wavelength: np.ndarray  # (C,) float32 nm, 0 for SAR
-    fwhm: np.ndarray  # (C,) float32 nm, 0 for SAR
-    gsd: float
-    size_px: int
-    patches_per_shard: int
-    n_patches: int
-
-    @property
-    def channels(self) -> int:
-        return len(self.bands)
-
-
-def _attr_vector(attrs: dict[str, Any], key: str, n: int, default: float) -> np.ndarray:
-    """A CF attribute as a per-channel vector (CF allows a scalar; we also accept a list of n)."""
-    v = attrs.get(key, default)
-    if v is None:
-        v = default
-    arr = np.asarray(v, dtype=np.float64).reshape(-1)
-    return np.full(n, arr[0]) if arr.size == 1 else arr
-
-
-def _usable_channels(sensor: str, n_stored: int, names: Sequence[str] | None) -> tuple[int, ...]:
-    """Stored channel indices of the catalog's usable bands.
-
-    A release may store all of a product's bands or only the usable ones; band names (a ``band``
-    coordinate or the ``band_names`` attribute of ``data``) decide, else the channel count does.
-    """
-    from spectralearth_data.catalog import load_sensor
-
-    spec = load_sensor(sensor)
-    usable = [b.name for b in spec.usable_bands]
-    if names is not None:
-        pos = {n: i for i, n in enumerate(names)}
-        missing = [n for n in usable if n not in pos]
-        if missing:
-            raise ReleaseError(f"{sensor}/band lacks usable bands {missing[:5]} of the catalog")
-        return tuple(pos[n] for n in usable)
-    if n_stored == len(usable):
-        return tuple(range(n_stored))
-    if n_stored == len(spec.bands):
-        return tuple(i for i, b in enumerate(spec.bands) if b.usable)
-    raise ReleaseError(
-        f"{sensor}/data has {n_stored} channels; the catalog has {len(spec.bands)} bands "
-        f"({len(usable)} usable) and there is no band coordinate to match them"
-    )
-
-
-def _read_names(group, key: str) -> list[str] | None:
-    if key not in group:
-        return None
-    return [str(v) for v in np.asarray(group[key][...]).tolist()]
-
-
-def _product_layout(root, sensor: str) -> ProductLayout:
-    from spectralearth_data.catalog import load_sensor
-
-    grp = root[sensor]
-    data = grp["data"]
-    n, c, h, _ = data.shape
-    attrs = dict(data.attrs)
-    names = _read_names(grp, "band") or attrs.get("band_names")
-    bands = _usable_channels(sensor, c, names)
-    sel = np.asarray(bands)
-    spec = load_sensor(sensor)
-    fill_default = next((b.nodata for b in spec.bands if b.nodata is not None), math.nan)
-    fill = _attr_vector(attrs, "_FillValue", c, fill_default if fill_default is not None else math.nan)
-    coords = {k: np.asarray(grp[k][...], dtype=np.float32) if k in grp else np.zeros(c, np.float32)
-              for k in ("wavelength", "fwhm")}
-    shards = getattr(data, "shards", None) or data.chunks
-    return ProductLayout(
-        sensor=sensor,
-        bands=bands,
-        scale=_attr_vector(attrs, "scale_factor", c, 1.0)[sel].astype(np.float32),
-        offset=_attr_vector(attrs, "add_offset", c, 0.0)[sel].astype(np.float32),
-        fill=fill[sel],
-        wavelength=np.nan_to_num(coords["wavelength"][sel]),
-        fwhm=np.nan_to_num(coords["fwhm"][sel]),
-        gsd=float(spec.gsd_m),
-        size_px=int(h),
-        patches_per_shard=int(shards[0]),
-        n_patches=int(n),
-    )
-
-
-def _open_root(store: Path):
-    import zarr
-
-    return zarr.open_group(str(store), mode="r")
-
-
-def read_index(store: Path) -> pd.DataFrame:
-    """The patch index of a release (the columns the loader needs), sorted by sensor and row."""
-    parts = sorted((Path(store) / "index" / "patches").glob("part-*.parquet"))
-    if not parts:
-        raise ReleaseError(f"{store}: no index/patches/part-*.parquet; was the release tiled?")
-    df = pd.concat([pd.read_parquet(p, columns=list(_INDEX_READ)) for p in parts], ignore_index=True)
-    df["datetime"] = pd.to_datetime(df["datetime"], utc=True)
-    return df.sort_values(["sensor", "row"], kind="stable").reset_index(drop=True)
-
-
-@dataclass(frozen=True)
-class Release:
-    """An opened release: root attributes, the patch index and each product's layout."""
-
-    path: Path
-    attrs: dict[str, Any]
-    index: pd.DataFrame
-    products: dict[str, ProductLayout]
-
-    @property
-    def release_id(self) -> str:
-        return str(self.attrs.get("release_id") or self.attrs.get("release") or self.path.stem)
-
-
-def open_release(store: Path | str, sensors: Sequence[str]) -> Release:
-    """Open ``store`` for the products ``sensors``; a clear :class:`ReleaseError` if it cannot serve them."""
-    store = Path(store)
-    if not store.exists():
-        raise ReleaseError(f"release {store} does not exist")
-    try:
-        root = _open_root(store)
-    except Exception as e:  # noqa: BLE001 -- zarr raises several types for a folder that is not a group
-        raise ReleaseError(f"release {store} is not a Zarr group ({type(e).__name__}: {e})") from None
-    index = read_index(store)
-    in_index = set(index["sensor"].unique())
-    lacking = [s for s in sensors if s not in root or s not in in_index]
-    if lacking:
-        have = ", ".join(sorted(in_index)) or "none"
-        raise ReleaseError(
-            f"release {store} lacks product(s) {', '.join(lacking)} that the model needs (it has: {have})"
-        )
-    index = index[index["sensor"].isin(list(sensors))].reset_index(drop=True)
-    products = {s: _product_layout(root, s) for s in sensors}
-    return Release(path=store, attrs=dict(root.attrs), index=index, products=products)
 
 
 # -- locations: one acquisition per product -------------------------------------------------------
@@ -284,51 +129,6 @@ class AlignedAugment:
 # -- the dataset ----------------------------------------------------------------------------------
 
 
-def decode(raw: np.ndarray, layout: ProductLayout) -> tuple[np.ndarray, np.ndarray]:
-    """Native (C, H, W) -> float32 physical units of the usable bands and a (H, W) nodata mask.
-
-    ``raw`` holds either the usable bands or every stored band (then ``layout.bands`` selects).
-    physical = raw * scale_factor + add_offset (CF); a pixel whose value equals ``_FillValue`` in
-    any band is nodata: every band there becomes 0.
-
-    Written for speed (it runs for every patch the loader reads): one casting copy into the
-    output, then in-place scale and offset over the whole cube, fill values compared in the native
-    dtype, and no boolean-index assignment unless there is nodata (~2.5x the straightforward
-    ``astype``/``*``/``+``).
-    """
-    full = raw.shape[0] == layout.channels
-    bands = range(layout.channels) if full else layout.bands
-    out = np.empty((layout.channels, *raw.shape[1:]), dtype=np.float32)
-    if full:
-        np.copyto(out, raw, casting="unsafe")
-    else:
-        for i, c in enumerate(bands):
-            out[i] = raw[c]
-    nodata = np.zeros(raw.shape[1:], dtype=bool)
-    has_fill = ~np.isnan(layout.fill)
-    floating = np.issubdtype(raw.dtype, np.floating)
-    fill = layout.fill
-    if not floating and np.all(np.mod(fill[has_fill], 1) == 0):
-        info = np.iinfo(raw.dtype)  # compare in the native dtype (a float64 fill would upcast)
-        has_fill &= (fill >= info.min) & (fill <= info.max)  # a fill the dtype cannot hold never occurs
-        fill = np.where(has_fill, fill, 0).astype(raw.dtype)
-    for i, c in enumerate(bands):
-        if has_fill[i]:
-            np.logical_or(nodata, raw[c] == fill[i], out=nodata)
-        if floating:
-            np.logical_or(nodata, np.isnan(raw[c]), out=nodata)
-    scale, offset = layout.scale, layout.offset
-    if np.all(scale == scale[0]):
-        out *= scale[0]
-    else:
-        out *= scale[:, None, None]
-    if np.any(offset != 0):
-        out += offset[:, None, None]
-    if nodata.any():
-        out[:, nodata] = 0.0
-    return out, nodata
-
-
 class ReleaseDataset(torch.utils.data.Dataset):
     """Map-style dataset of locations in a release (see the module docstring).
 
@@ -342,7 +142,7 @@ class ReleaseDataset(torch.utils.data.Dataset):
         augment: aligned augmentation, or None for the plain patches.
         normalize: per-band statistics (:func:`load_or_compute_stats`) to standardise the
             physical values with; None keeps physical units (the model input contract).
-        direct_reads: read patches of a local release with :mod:`.shards` (False: through zarr
+        direct_reads: read patches of a local release with :mod:`spectralearth_data.release.shards` (False: through zarr
             only; the same arrays, for comparison).
     """
 
@@ -388,7 +188,7 @@ class ReleaseDataset(torch.utils.data.Dataset):
         return self._arrays
 
     def _readers(self, sensor: str) -> tuple[ChunkReader, ChunkReader] | None:
-        """pread readers of ``sensor``'s (data, mask) (:mod:`.shards`), or None: reads disabled
+        """pread readers of ``sensor``'s (data, mask) (:mod:`spectralearth_data.release.shards`), or None: reads disabled
         (``direct_reads=False``) or a layout they do not read, then reads go through zarr."""
         opened = self._opened()
         key = ("readers", sensor)
@@ -423,7 +223,7 @@ class ReleaseDataset(torch.utils.data.Dataset):
     def read_raw(self, patches: Sequence[tuple[str, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Stored (data, mask) arrays of ``(sensor, row)`` patches.
 
-        Patches of a local release in the engine's layout are read directly (:mod:`.shards`: one
+        Patches of a local release in the writer's layout are read directly (``release.shards``: one
         ``pread`` each, measured 0.15 ms of CPU against 1.0 ms per zarr call). Any others go to
         zarr's event loop as one ``gather``: one hand-off for all of them rather than two each.
         """

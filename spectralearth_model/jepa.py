@@ -33,12 +33,6 @@ from .layers import Block, grid_coords, sincos_2d
 from .model import SpectralEarthEncoder, build_encoder
 
 
-def ema_momentum(step: int, total_steps: int, cfg: ModelConfig) -> float:
-    """Target EMA momentum at ``step``: cosine ramp from ``cfg.ema_start`` to ``cfg.ema_end``."""
-    t = min(max(step / max(total_steps, 1), 0.0), 1.0)
-    return cfg.ema_end - (cfg.ema_end - cfg.ema_start) * (math.cos(math.pi * t) + 1) / 2
-
-
 def variance_covariance(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """VICReg-style terms for embeddings z (n, D): hinge on per-dim std < 1, mean squared off-diagonal cov."""
     z = z.float()
@@ -127,7 +121,8 @@ class JEPA(nn.Module):
 
     @torch.no_grad()
     def update_target(self, momentum: float) -> None:
-        """target <- momentum * target + (1 - momentum) * context encoder."""
+        """target <- momentum * target + (1 - momentum) * context encoder (training takes the
+        momentum from its schedule, :func:`spectralearth_model.train.momentum_at`)."""
         for t, c in zip(self.target_encoder.parameters(), self.encoder.parameters()):
             t.lerp_(c.detach(), 1.0 - momentum)
         for t, c in zip(self.target_encoder.buffers(), self.encoder.buffers()):

@@ -42,9 +42,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spectralearth_data.atomic import atomic_path
-from spectralearth_data.errors import SpectralEarthError
+from spectralearth_data.errors import SpectralEarthError, describe_validation
+from spectralearth_data.progress import progress_bar
 
 from .data import AlignedAugment, ReleaseDataset, make_loader
+from .runtime import resolve_device, weights_digest
 
 CHECKPOINT_FORMAT = "spectralearth-train/1"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -98,9 +100,7 @@ class TrainConfig(BaseModel):
         try:
             return cls(**kw)
         except ValidationError as e:
-            first = e.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            raise TrainError(f"training config: {loc}: {first['msg']}") from None
+            raise TrainError(describe_validation(e, "training config")) from None
 
     def config_id(self) -> str:
         """sha256 (16 hex) of the sorted-key JSON of the settings that change the result."""
@@ -180,8 +180,7 @@ def _init_distributed(device_kind: str) -> Dist:
 
 
 def _device_kind(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+    name = resolve_device(name)
     if name not in ("cpu", "cuda"):
         raise TrainError(f"device must be auto, cpu or cuda, got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
@@ -335,14 +334,6 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {"present": batch["present"].to(device, non_blocking=True), "sensors": sensors}
 
 
-def _param_digest(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _gather(obj: Any, dist: Dist) -> list[Any]:
     if not dist.active:
         return [obj]
@@ -419,67 +410,64 @@ def train(cfg: TrainConfig) -> TrainSummary:
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if kind == "cuda" else nullcontext)
     per_step = cfg.batch_size * cfg.accum_steps * dist.world_size
     log = MetricsLog(cfg.out, keep_until=start_step if cfg.resume else None) if dist.main else None
-    bar = _progress(cfg, start_step, dist)
 
-    # -- loop
-    wait_s = loop_s = 0.0
-    loss_value = float("nan")
-    for step in range(start_step, end):
-        t0 = time.perf_counter()
-        lr = lr_at(step, cfg)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        step_wait, losses, metrics = 0.0, [], {}
-        for micro in range(cfg.accum_steps):
-            tw = time.perf_counter()
-            batch = _to_device(next(batches), device)
-            step_wait += time.perf_counter() - tw
-            sync = model.no_sync() if dist.active and micro < cfg.accum_steps - 1 else nullcontext()
-            with sync, autocast():
-                loss, micro_metrics = model(batch)
-            metrics.update(micro_metrics)  # monitors come only every few forward calls
-            (loss / cfg.accum_steps).backward()
-            losses.append(loss.detach().float())
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            jepa.parameters(), cfg.grad_clip if cfg.grad_clip is not None else float("inf"))
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        mom = momentum_at(step, cfg.steps, *ema)
-        jepa.update_target(mom)
-        loss_t = torch.stack(losses).mean()
-        if dist.active:
-            import torch.distributed as tdist
+    # -- loop (under the progress bar of rank 0)
+    with progress_bar(cfg.progress and dist.main, cfg.steps, "train",
+                      completed=start_step, notes=True) as advance:
+        wait_s = loop_s = 0.0
+        loss_value = float("nan")
+        for step in range(start_step, end):
+            t0 = time.perf_counter()
+            lr = lr_at(step, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            step_wait, losses, metrics = 0.0, [], {}
+            for micro in range(cfg.accum_steps):
+                tw = time.perf_counter()
+                batch = _to_device(next(batches), device)
+                step_wait += time.perf_counter() - tw
+                sync = model.no_sync() if dist.active and micro < cfg.accum_steps - 1 else nullcontext()
+                with sync, autocast():
+                    loss, micro_metrics = model(batch)
+                metrics.update(micro_metrics)  # monitors come only every few forward calls
+                (loss / cfg.accum_steps).backward()
+                losses.append(loss.detach().float())
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                jepa.parameters(), cfg.grad_clip if cfg.grad_clip is not None else float("inf"))
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            mom = momentum_at(step, cfg.steps, *ema)
+            jepa.update_target(mom)
+            loss_t = torch.stack(losses).mean()
+            if dist.active:
+                import torch.distributed as tdist
 
-            tdist.all_reduce(loss_t)
-            loss_t /= dist.world_size
-        loss_value = float(loss_t)
-        step_s = time.perf_counter() - t0
-        wait_s, loop_s = wait_s + step_wait, loop_s + step_s
-        done = step + 1
-        if log is not None and (done % cfg.log_every == 0 or done == end):
-            log.add({"step": done, **{k: float(v) for k, v in metrics.items()}, "loss": loss_value, "lr": lr, "momentum": mom,
-                     "grad_norm": float(grad_norm), "data_s": step_wait, "step_s": step_s,
-                     "samples_per_s": per_step / step_s})
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", wait=f"{wait_s / loop_s:.0%}")
-        if done % cfg.checkpoint_every == 0 or done == end:
-            rngs = _gather(_rng_state(), dist)
-            if dist.main:
-                log.flush()  # before the checkpoint: a kill between the two loses no metrics row
-                save_atomic({
-                    "format": CHECKPOINT_FORMAT, "config": cfg.model_dump(mode="json"),
-                    "model_config": model_cfg.to_dict(), "model": jepa.state_dict(),
-                    "optimizer": opt.state_dict(), "step": done,
-                    "samples_consumed": consumed + (done - start_step) * per_step,
-                    "world_size": dist.world_size, "rng": rngs,
-                    "model_calls": getattr(jepa, "_calls", 0),
-                }, cfg.out / CHECKPOINT_NAME)
-    if bar is not None:
-        bar.close()
+                tdist.all_reduce(loss_t)
+                loss_t /= dist.world_size
+            loss_value = float(loss_t)
+            step_s = time.perf_counter() - t0
+            wait_s, loop_s = wait_s + step_wait, loop_s + step_s
+            done = step + 1
+            if log is not None and (done % cfg.log_every == 0 or done == end):
+                log.add({"step": done, **{k: float(v) for k, v in metrics.items()}, "loss": loss_value, "lr": lr,
+                         "momentum": mom, "grad_norm": float(grad_norm), "data_s": step_wait, "step_s": step_s,
+                         "samples_per_s": per_step / step_s})
+            advance(1, note=f"loss={loss_value:.4f} lr={lr:.2e} wait={wait_s / loop_s:.0%}")
+            if done % cfg.checkpoint_every == 0 or done == end:
+                rngs = _gather(_rng_state(), dist)
+                if dist.main:
+                    log.flush()  # before the checkpoint: a kill between the two loses no metrics row
+                    save_atomic({
+                        "format": CHECKPOINT_FORMAT, "config": cfg.model_dump(mode="json"),
+                        "model_config": model_cfg.to_dict(), "model": jepa.state_dict(),
+                        "optimizer": opt.state_dict(), "step": done,
+                        "samples_consumed": consumed + (done - start_step) * per_step,
+                        "world_size": dist.world_size, "rng": rngs,
+                        "model_calls": getattr(jepa, "_calls", 0),
+                    }, cfg.out / CHECKPOINT_NAME)
 
     # -- export
-    digests = _gather(_param_digest(jepa), dist)
+    digests = _gather(weights_digest(jepa)[:16], dist)
     summary = TrainSummary(
         out=cfg.out, steps=end, start_step=start_step, final_loss=loss_value,
         samples_seen=consumed + (end - start_step) * per_step,
@@ -502,11 +490,3 @@ def train(cfg: TrainConfig) -> TrainSummary:
         tdist.barrier()
         tdist.destroy_process_group()
     return summary
-
-
-def _progress(cfg: TrainConfig, start: int, dist: Dist):
-    if not (cfg.progress and dist.main):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=cfg.steps, initial=start, desc="train", unit="step", dynamic_ncols=True)

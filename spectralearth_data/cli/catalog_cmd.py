@@ -7,7 +7,7 @@ functions so ``spectralearth --help`` stays fast. (``demo-scenes`` lives in ``de
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -109,8 +109,8 @@ def _print_bands(spec: Any) -> None:
 
 
 def catalog(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    sensor: str | None = typer.Option(None, "--sensor", help="Show the bands of one product."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    sensor: Annotated[str | None, typer.Option("--sensor", help="Show the bands of one product.")] = None,
 ) -> None:
     """List the products of the sensor catalog (or one product's bands with --sensor)."""
     from ..catalog import load_catalog, load_sensor
@@ -129,8 +129,3 @@ def catalog(
         typer.echo(json.dumps(rows, indent=1))
     else:
         _print_products(rows)
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``catalog`` to the ``spectralearth`` app."""
-    app.command("catalog")(catalog)

@@ -21,7 +21,3 @@ def demo_scenes(
         typer.echo(f"  {product:<8} {n} synthesized scene(s)")
     typer.echo(f"  {summary.files} files, {summary.bytes / 1e6:.1f} MB, {summary.seconds:.1f} s")
     typer.echo(f"STAC catalog: {summary.catalog}  (search it with --source demo or local:{summary.catalog})")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("demo-scenes")(demo_scenes)

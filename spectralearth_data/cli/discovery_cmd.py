@@ -110,8 +110,3 @@ def colocate_cmd(
         typer.echo(f"no co-located cells: no anchor scenes covering a whole cell (products present: {have}); "
                    "try --anchor s2 or a smaller --cell-m")
     typer.echo(f"plan -> {out}; summary -> {summary_path}; map -> {png}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("search")(search_cmd)
-    app.command("colocate")(colocate_cmd)

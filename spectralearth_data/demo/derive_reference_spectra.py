@@ -1,13 +1,13 @@
 """Derive the demo's per-class reference spectra from real EnMAP L2A tiles (run once, by hand).
 
 The demo surface needs a handful of realistic surface reflectance spectra. Rather than invent
-them, this script averages the real labelled EnMAP-Box Potsdam tiles (tests/data/fixtures/enmap/
-potsdam_tiles, EnMAP L2A scene DT0000001867, 2022-07-24, (c) DLR, shipped by EnMAP-Box as example
+them, this script averages the real labelled EnMAP-Box Potsdam tiles (spectralearth_model/evaluate/
+data/enmap_potsdam, EnMAP L2A scene DT0000001867, 2022-07-24, (c) DLR, shipped by EnMAP-Box as example
 data) per label class, drops the bad bands (``bbl=0`` / nodata), interpolates across them and
 extends the curve gently to 380..2500 nm, then writes ``reference_spectra.csv`` beside this file.
 
 Run: ``python -m spectralearth_data.demo.derive_reference_spectra``. The project reads only the
-CSV at run time (the fixture tiles are test inputs and stay out of the package).
+CSV at run time (the tiles ship only as the built-in evaluation task's data).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import rasterio
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-TILES = REPO / "tests" / "data" / "fixtures" / "enmap" / "potsdam_tiles"
+TILES = REPO / "spectralearth_model/evaluate/data/enmap_potsdam"
 OUT = HERE / "reference_spectra.csv"
 
 #: Output wavelength grid (nm): 5 nm steps cover every optical band the catalog knows.

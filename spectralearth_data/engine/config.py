@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-
-#: Version of the tiling code written into every index row and the store attributes. Bump it
-#: whenever the bytes written for the same inputs change.
-PIPELINE_VERSION = "spectralearth-engine/0.2.0"
-
 
 @dataclass(frozen=True)
 class TileConfig:
@@ -45,19 +39,3 @@ class TileConfig:
         """sha256 of the sorted-key JSON of the settings (identifies a run's configuration)."""
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
-
-def sensor_spec(name: str):
-    """``catalog.load_sensor(name)``, parsed once per process and catalog folder: a task asks
-    for the same few products many times and one parse (YAML + band table) costs ~80 ms."""
-    from ..catalog import catalog_root
-
-    return _sensor_spec(name, str(catalog_root()))
-
-
-@functools.lru_cache(maxsize=32)
-def _sensor_spec(name: str, root: str):
-    from pathlib import Path
-
-    from ..catalog import load_sensor
-
-    return load_sensor(name, Path(root))

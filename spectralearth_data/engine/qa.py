@@ -67,7 +67,7 @@ def data_bits(data: np.ndarray, bands: Sequence[BandSpec], good: np.ndarray | No
     missing = np.zeros(data.shape[1:], dtype=np.int32)
     bad = np.zeros(data.shape[1:], dtype=bool)
     for i in sel:
-        band, x = bands[i], data[i]
+        band, x = bands[int(i)], data[i]
         miss = ~np.isfinite(x) if x.dtype.kind == "f" else np.zeros(x.shape, bool)
         if band.nodata is not None:
             miss |= x == band.nodata

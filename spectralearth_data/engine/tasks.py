@@ -16,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..catalog import SensorSpec
+from ..catalog import SensorSpec, sensor_spec
+from ..credentials import install_log_redaction
 from ..errors import InputDataError, SpectralEarthError
-from ..grid import Cell, parse_cell_id
+from ..grid import Cell, parse_cell_id, pixels_per_cell
 from ..masks import INVALID, MaskFlag
+from ..release.store import PIPELINE_VERSION, commit_part, patch_sha256, write_shard
 from . import coreg
-from .config import PIPELINE_VERSION, TileConfig, sensor_spec
+from .config import TileConfig
 from .readers import SceneRef, group_dtype, read_scene, stored_bands
 from .readers.cog import keep_open
-from .store import commit_part, patch_sha256, write_shard
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def strip_geobox(cells: list[Cell], gsd: float):
     from odc.geo.geobox import GeoBox
 
     x0, _, _, y1 = cells[0].bounds
-    P = round(cells[0].cell_m / gsd)
+    P = pixels_per_cell(cells[0].cell_m, gsd)
     return GeoBox((P, P * len(cells)), Affine(gsd, 0.0, x0, 0.0, -gsd, y1), f"EPSG:{cells[0].epsg}")
 
 
@@ -136,7 +137,7 @@ def _coreg_for(spec: SensorSpec, bands, data: np.ndarray, ref_raster, j: int, ce
     s2, ref_bands = _reference_bands()
     if ref_raster is None:
         return float("nan")
-    P = round(cell_m / s2.gsd_m)
+    P = pixels_per_cell(cell_m, s2.gsd_m)
     ref_data = ref_raster.data[:, :, j * P : (j + 1) * P]
     ref_invalid = (ref_raster.mask[:, j * P : (j + 1) * P] & int(INVALID)) != 0
     factor = round(spec.gsd_m / s2.gsd_m)
@@ -158,6 +159,7 @@ def run_task(task: Task, store: str | Path, cfg: TileConfig) -> TaskResult:
     fails, nothing is written and the shard slot stays free.
     """
     t0 = time.perf_counter()
+    install_log_redaction()  # this may be a Dask worker process: GDAL's log lines name signed URLs
     spec = sensor_spec(task.sensor)
     bands = stored_bands(spec)
     P = spec.patch_px_for(task.cell_m)

@@ -16,13 +16,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..catalog import sensor_spec
 from ..errors import InputDataError, SpectralEarthError
 from ..grid import parse_cell_id
 from ..progress import progress_bar
+from ..release import reader
+from ..release import store as st
 from ..schema import PLAN_COLUMNS
-from . import store as st
 from .cluster import release_free_memory
-from .config import TileConfig, sensor_spec
+from .config import TileConfig
 from .readers import SceneRef, group_dtype, stored_bands
 from .tasks import CellJob, Task, TaskResult, run_task
 
@@ -54,18 +56,13 @@ class TileSummary:
         return self.patches_written / self.seconds if self.seconds else 0.0
 
 
-def read_plan(plan) -> object:
-    """A plan GeoDataFrame from a GeoDataFrame or a GeoParquet path, with the needed columns."""
-    import geopandas as gpd
-
+def _plan_frame(plan) -> object:
+    """A plan GeoDataFrame from a GeoDataFrame or a GeoParquet path (read by the one plan reader,
+    :func:`spectralearth_data.colocate.read_plan`), with the needed columns, in EPSG:4326."""
     if isinstance(plan, (str, Path)):
-        p = Path(plan)
-        if not p.exists():
-            raise InputDataError(f"{p}: plan file not found")
-        try:
-            plan = gpd.read_parquet(p)
-        except Exception as e:  # pyarrow/geopandas raise several types for a bad file
-            raise InputDataError(f"{p}: not a GeoParquet plan ({e})") from None
+        from ..colocate import read_plan
+
+        plan = read_plan(plan, REQUIRED)
     missing = [c for c in REQUIRED if c not in plan.columns]
     if missing:
         raise InputDataError(f"plan: missing columns {missing} (a plan has {list(PLAN_COLUMNS)})")
@@ -178,7 +175,7 @@ def tile(
     """
     t0 = time.perf_counter()
     cfg = config or TileConfig()
-    plan = read_plan(plan)
+    plan = _plan_frame(plan)
     if cells:
         plan = plan[plan["cell_id"].isin(set(cells))]
     cell_ms = sorted({int(c) for c in plan["cell_m"]})
@@ -190,7 +187,7 @@ def tile(
     with st.writer_lock(store):
         root = st.open_root(store, cell_m, cfg.release_id)
         st.clean_temporaries(store)
-        done, committed = st.committed(store)
+        done, committed = reader.committed(store)
         tasks, skipped = build_tasks(plan, cell_m, done, committed, cfg)
         summary.patches_skipped = skipped
         summary.cells_skipped = len(set(plan["cell_id"]) - {c.cell_id for t in tasks for c in t.cells})
@@ -245,7 +242,8 @@ def _execute(tasks, store, cfg, scheduler, workers, progress, summary) -> tuple[
             return client.submit(_guarded, t, str(store), cfg, key=f"tile-{t.sensor}-{t.shard}-{os.getpid()}", pure=False)
 
         pending = as_completed([submit(t) for t in itertools.islice(todo, window)])
-        results, failures = [], []
+        results: list[TaskResult] = []
+        failures: list[str] = []  # one line per failed task
         with progress_bar(progress, len(tasks), "tiling") as advance:
             for fut in pending:
                 ok, val = fut.result()

@@ -2,7 +2,8 @@
 
 ``search(source, region, ...)`` picks the source by name from catalogs/sources.yaml
 (planetary-computer, earth-search, dlr-geoservice, earthdata-cmr, demo) or takes ``local:PATH``.
-Hrefs in the result are unsigned; :func:`sign_href` signs one at read time.
+Hrefs in the result are unsigned; read-time credentials (:func:`sign_href`, chosen by the
+source's ``auth``) live in :mod:`spectralearth_data.credentials` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from pathlib import Path
 import geopandas as gpd
 
 from ..catalog import Region, SensorSpec, load_catalog, load_region, load_sources
+from ..credentials import SasSigner, SasToken, earthdata_headers, sign_href, unsigned_href
 from ..errors import CatalogError, SourceError
 from ..schema import SCENE_COLUMNS
 from ..tables import read_table, write_table
-from .base import RetryPolicy, SceneSource, SearchRequest, scenes_frame, unsigned_href
-from .signing import SasSigner, SasToken, earthdata_headers, sign_href
+from .base import RetryPolicy, SceneSource, SearchRequest, scenes_frame
 
 __all__ = [
     "RetryPolicy", "SasSigner", "SasToken", "SceneSource", "SearchRequest", "earthdata_headers",

@@ -3,7 +3,8 @@
 A source turns a :class:`SearchRequest` into the scene GeoDataFrame of DESIGN.md ("Scenes and the
 plan", columns :data:`~spectralearth_data.schema.SCENE_COLUMNS`). The parsers here are pure
 functions over STAC item dicts, so they are tested on recorded real items; the sources only fetch.
-Hrefs are stored *unsigned*: any signature found in a query string is dropped on the way in.
+Hrefs are stored *unsigned*: any signature found in a query string is dropped on the way in
+(:func:`~spectralearth_data.credentials.unsigned_href`, re-exported here for the parsers).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import geopandas as gpd
 import numpy as np
@@ -24,15 +24,12 @@ import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
 from ..catalog import Region, SensorSpec
+from ..credentials import unsigned_href
 from ..errors import SourceError
 from ..grid import split_antimeridian
-from ..schema import SCENE_COLUMNS
+from ..schema import SCENE_COLUMNS, stac_epsg
 
 log = logging.getLogger(__name__)
-
-#: Query-string keys that carry credentials (Azure SAS, AWS presigned URLs, bearer tokens).
-_SECRET_KEYS = {"sig", "se", "st", "sp", "sv", "sr", "skoid", "sktid", "skt", "ske", "sks", "skv",
-                "x-amz-signature", "x-amz-credential", "x-amz-security-token", "token", "access_token"}
 
 
 @dataclass(frozen=True)
@@ -107,16 +104,6 @@ class SceneSource(Protocol):
 # -- parsing -------------------------------------------------------------------------------------
 
 
-def unsigned_href(href: str) -> str:
-    """``href`` without credentials: query parameters that carry a signature or token are dropped."""
-    if "?" not in href:
-        return href
-    parts = urlsplit(href)
-    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in _SECRET_KEYS]
-    query = "&".join(f"{k}={v}" if v else k for k, v in kept)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
-
-
 def parse_footprint(geom: dict[str, Any] | None) -> BaseGeometry | None:
     """A valid lon/lat (multi)polygon from a GeoJSON geometry, or None when there is none.
 
@@ -158,18 +145,15 @@ def parse_datetime(props: dict[str, Any]) -> pd.Timestamp | None:
         return None
 
 
-def parse_epsg(props: dict[str, Any]) -> int | None:
-    """Native EPSG from ``proj:epsg`` (STAC 1.0) or ``proj:code`` (STAC 1.1), else None."""
-    epsg = props.get("proj:epsg")
-    if isinstance(epsg, int):
+def parse_epsg(props: dict[str, Any], assets: dict[str, Any] | None = None) -> int | None:
+    """Native EPSG from the item properties (``proj:epsg``, else ``proj:code``; see
+    :func:`~spectralearth_data.schema.stac_epsg`), else the one code every asset that states one
+    agrees on (DLR DESIS items state it only on the ``image`` asset); None otherwise."""
+    epsg = stac_epsg(props)
+    if epsg is not None:
         return epsg
-    code = props.get("proj:code")
-    if isinstance(code, str) and code.upper().startswith("EPSG:"):
-        try:
-            return int(code.split(":", 1)[1])
-        except ValueError:
-            return None
-    return None
+    found = {stac_epsg(a) for a in (assets or {}).values() if isinstance(a, dict)} - {None}
+    return found.pop() if len(found) == 1 else None
 
 
 def parse_cloud(props: dict[str, Any], prop: str | None) -> float:
@@ -210,7 +194,7 @@ def item_rows(item: dict[str, Any], sensors: list[SensorSpec], source: str, clou
         "assets": json.dumps(assets, sort_keys=True),
         "source": source,
         "collection": collection or item.get("collection"),
-        "epsg": parse_epsg(props),
+        "epsg": parse_epsg(props, item.get("assets")),
         "properties": json.dumps(props, sort_keys=True, default=str),
         "item": json.dumps(cleaned, sort_keys=True, default=str),
     }
@@ -290,9 +274,11 @@ def to_utc(value: str | date | datetime | None, end: bool = False) -> datetime |
         value = parsed
     else:
         bare = not isinstance(value, datetime)
-    if bare:
+    if bare or not isinstance(value, datetime):
         d = value.date() if isinstance(value, datetime) else value
-        value = datetime.combine(d, time.max if end else time.min)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+        moment = datetime.combine(d, time.max if end else time.min)
+    else:
+        moment = value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -3,18 +3,22 @@
 The CMR root comes from sources.yaml (``url``) or ``$SPECTRALEARTH_CMR_URL``, so tests point
 earthaccess at a local server replaying recorded CMR responses. Searching CMR needs no login;
 Earthdata credentials (``$EARTHDATA_TOKEN`` or ``~/.netrc``) are used only when a reader downloads
-a file (:func:`~spectralearth_data.sources.signing.earthdata_headers`).
+a file (:func:`~spectralearth_data.credentials.earthdata_headers`, for sources with ``auth: earthdata``).
 
-Each UMM-G granule becomes an item shaped like NASA's CMR-STAC items (the real recorded EMIT
-fixture): asset keys ``data``, ``data1``, ``data2`` ... for the "GET DATA" links in UMM order
-(EMIT: reflectance, uncertainty, mask), ``browse`` for the quicklook, and ``eo:cloud_cover``.
+Each UMM-G granule becomes a STAC-like item. Its "GET DATA" links are keyed by **file name**, not
+by position, through the provider's ``asset_patterns`` in the sensor catalog (EMIT: ``data`` = RFL,
+``mask`` = MASK, ``uncertainty`` = RFLUNCERT): CMR lists them RFL, MASK, RFLUNCERT in the recorded
+response, while CMR-STAC calls the same files data, data2, data1. A link no pattern matches keeps
+its file name as key. ``browse`` is the quicklook; ``eo:cloud_cover`` the granule's CloudCover.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -29,9 +33,24 @@ log = logging.getLogger(__name__)
 CMR_URL_ENV = "SPECTRALEARTH_CMR_URL"
 
 
-def granule_to_item(granule: dict[str, Any]) -> dict[str, Any]:
-    """A CMR-STAC-shaped STAC item dict from one UMM-JSON granule record (``{meta, umm}``)."""
-    meta, umm = granule.get("meta", {}), granule.get("umm", {})
+def _file_name(url: str) -> str:
+    return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def data_link_key(url: str, asset_patterns: Mapping[str, str]) -> str | None:
+    """Our asset key for a data link: the first ``asset_patterns`` glob matching its file name."""
+    name = _file_name(url)
+    return next((key for key, pattern in asset_patterns.items() if fnmatch.fnmatchcase(name, pattern)), None)
+
+
+def granule_to_item(granule: dict[str, Any], asset_patterns: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A STAC-like item dict from one UMM-JSON granule record (``{meta, umm}``; ``meta`` optional).
+
+    ``asset_patterns`` (our asset key -> file-name glob, from the catalog) names the "GET DATA"
+    links; the order CMR lists them in does not matter.
+    """
+    patterns = dict(asset_patterns or {})
+    meta, umm = granule.get("meta") or {}, granule.get("umm") or {}
     concept = meta.get("concept-id")
     temporal = (umm.get("TemporalExtent") or {}).get("RangeDateTime") or {}
     props: dict[str, Any] = {
@@ -42,14 +61,16 @@ def granule_to_item(granule: dict[str, Any]) -> dict[str, Any]:
     }
     if umm.get("CloudCover") is not None:
         props["eo:cloud_cover"] = umm["CloudCover"]
-    assets: dict[str, dict[str, str]] = {}
-    n_data = 0
+    assets: dict[str, dict[str, Any]] = {}
     for link in umm.get("RelatedUrls") or []:
         url, kind = link.get("URL", ""), link.get("Type", "")
         if kind == "GET DATA" and url.startswith("https://"):
-            key = "data" if n_data == 0 else f"data{n_data}"
-            n_data += 1
-            assets[key] = {"href": url, "title": link.get("Description", url.rsplit("/", 1)[-1]), "roles": ["data"]}
+            key = data_link_key(url, patterns) or _file_name(url)
+            if key in assets:
+                log.warning("granule %s: %s and %s both match asset %r; the second keeps its file name",
+                            umm.get("GranuleUR"), _file_name(assets[key]["href"]), _file_name(url), key)
+                key = _file_name(url)
+            assets[key] = {"href": url, "title": link.get("Description", _file_name(url)), "roles": ["data"]}
         elif kind == "GET RELATED VISUALIZATION" and url.startswith("https://") and "browse" not in assets:
             assets["browse"] = {"href": url, "roles": ["overview"]}
     geometry = None
@@ -85,13 +106,15 @@ class EarthdataSource:
             raise SourceError(f"source {self.name!r}: no CMR url in sources.yaml or ${CMR_URL_ENV}")
         self.url = base.rstrip("/") + "/"
 
-    def _query(self, short_name: str, provider: str | None, request: SearchRequest):
+    def _query(self, short_name: str, provider: str | None, request: SearchRequest, version: str | None = None):
         from earthaccess.search import DataGranules
 
         q = DataGranules()
         q.session = self.retry.session()
         q.mode(self.url)
         q.short_name(short_name)
+        if version:
+            q.version(version)  # pinned: another version's granules are another product
         if provider:
             q.provider(provider)
         if request.start or request.end:
@@ -114,7 +137,7 @@ class EarthdataSource:
             try:
                 with warnings.catch_warnings():  # earthaccess warns about its own DataGranule.size()
                     warnings.simplefilter("ignore", FutureWarning)
-                    granules = self._query(p.short_name, p.provider, request).get(limit=1_000_000)
+                    granules = self._query(p.short_name, p.provider, request, p.version).get(limit=1_000_000)
             except RequestException as e:
                 raise SourceError(
                     f"source {self.name!r} ({self.url}): unreachable after {self.retry.attempts} retries: "
@@ -123,7 +146,7 @@ class EarthdataSource:
             except RuntimeError as e:  # earthaccess wraps CMR error bodies in RuntimeError
                 raise SourceError(f"source {self.name!r} ({self.url}): CMR answered an error: {str(e)[:300]}") from None
             for g in granules:
-                item = granule_to_item(dict(g))
+                item = granule_to_item(dict(g), p.asset_patterns)
                 new = item_rows(item, [sensor], self.name, p.cloud_cover_property, p.short_name)
                 skipped += not new
                 rows.extend(new)

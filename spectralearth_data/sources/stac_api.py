@@ -44,9 +44,9 @@ class StacApiSource:
         io = StacApiIO(max_retries=self.retry.urllib3_retry(), timeout=self.retry.timeout_s)
         return Client.open(self.url, stac_io=io)
 
-    def _groups(self, sensors: tuple[SensorSpec, ...]) -> dict[str, list[tuple[SensorSpec, dict]]]:
+    def _groups(self, sensors: tuple[SensorSpec, ...]) -> dict[str | None, list[tuple[SensorSpec, dict]]]:
         """Collection id -> [(product, provider query)] (Landsat SR and LST share one collection)."""
-        groups: dict[str, list[tuple[SensorSpec, dict]]] = defaultdict(list)
+        groups: dict[str | None, list[tuple[SensorSpec, dict]]] = defaultdict(list)
         for s in sensors:
             p = s.provider(self.name)
             groups[p.collection].append((s, dict(p.query)))
@@ -128,10 +128,10 @@ def _as_api_error(e: Exception) -> Exception:
     object" hides the network failure of a root/landing-page fetch); ``e`` itself otherwise."""
     from pystac_client.exceptions import APIError
 
-    cause = e
+    cause: BaseException | None = e
     while cause is not None and not isinstance(cause, APIError):
         cause = cause.__cause__ or cause.__context__
-    return cause if cause is not None else e
+    return cause if isinstance(cause, APIError) else e
 
 
 def _conforms_to_query(client) -> bool:

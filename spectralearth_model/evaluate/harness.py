@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from spectralearth_data.errors import SpectralEarthError
 
+from ..runtime import resolve_device, weights_digest
 from . import heads as H
 from . import metrics as M
 from .tasks import IGNORE, Sample, TaskAdapter, TaskError, describe, load_task
@@ -103,10 +104,6 @@ def freeze(encoder: torch.nn.Module) -> torch.nn.Module:
     encoder.eval()
     encoder.requires_grad_(False)
     return encoder
-
-
-def pick_device(name: str | None = None) -> torch.device:
-    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 # -- batches -------------------------------------------------------------------------------------
@@ -388,17 +385,6 @@ def pretraining_note(checkpoint: Path) -> str:
         return "unknown data (no training-run config.json next to the checkpoint)"
 
 
-def weights_digest(module: torch.nn.Module) -> str:
-    """sha256 of every parameter and buffer: proves the frozen encoders were never updated."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 @contextmanager
 def cpu_threads(n: int | None):
     """Limit torch and BLAS CPU threads inside the block (``None``: no change)."""
@@ -458,7 +444,7 @@ def _evaluate(checkpoint: Path, loaded: list[TaskAdapter], head: str, out: Path,
 
     from .report import write_report
 
-    device = pick_device(opts.device)
+    device = torch.device(resolve_device(opts.device))
     trained, cfg = load_checkpoint(checkpoint, opts.expect_preset)
     batchers = [Batcher(task, cfg, device) for task in loaded]  # a task the model cannot take fails here
     torch.manual_seed(opts.seed)

@@ -9,7 +9,7 @@ levels upsampled to the finest, fused, and classified. Only the head's weights a
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 HeadName = Literal["linear", "knn", "upernet"]
-HEADS: tuple[str, ...] = ("linear", "knn", "upernet")
+#: The probe heads of the harness (the one registry: the harness and the ``evaluate`` flow check against it).
+HEADS: tuple[str, ...] = get_args(HeadName)
 
 
 # -- vector heads (scikit-learn) -----------------------------------------------------------------

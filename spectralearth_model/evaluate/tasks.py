@@ -41,9 +41,9 @@ IGNORE = -1
 
 #: Environment variable that points the built-in EnMAP task at another copy of the Potsdam tiles.
 POTSDAM_ENV = "SPECTRALEARTH_ENMAP_POTSDAM"
-#: The tiles' place in a source checkout. They stay test fixtures: EnMAP data are not redistributed
-#: inside the package (DESIGN "EnMAP data may not be redistributed").
-_CHECKOUT_POTSDAM = Path(__file__).resolve().parents[2] / "tests" / "data" / "fixtures" / "enmap" / "potsdam_tiles"
+#: The tiles ship with the package (package data, attribution in their ATTRIBUTION.md). They are
+#: evaluation inputs only: EnMAP data never enter a release or an export (DESIGN.md).
+_PACKAGED_POTSDAM = Path(__file__).resolve().parent / "data" / "enmap_potsdam"
 
 
 class TaskError(SpectralEarthError):
@@ -180,9 +180,9 @@ def read_label(path: Path) -> np.ndarray:
 
 
 def potsdam_dir() -> Path:
-    """Folder of the Potsdam tiles (``images/``, ``labels/``): ``$SPECTRALEARTH_ENMAP_POTSDAM`` or the checkout's."""
+    """Folder of the Potsdam tiles (``images/``, ``labels/``): ``$SPECTRALEARTH_ENMAP_POTSDAM`` or the packaged ones."""
     env = os.environ.get(POTSDAM_ENV)
-    return Path(env).expanduser() if env else _CHECKOUT_POTSDAM
+    return Path(env).expanduser() if env else _PACKAGED_POTSDAM
 
 POTSDAM_SOURCE = (
     "real EnMAP L2A scene ENMAP01-____L2A-DT0000001867_20220724T104526Z (2022-07-24, Potsdam; "
@@ -204,8 +204,8 @@ class PotsdamTiles:
         self.tiles = sorted(p.stem for p in (self.root / "images").glob("*.tif"))
         if not self.tiles:
             raise TaskError(
-                f"built-in EnMAP Potsdam task: no tiles in {self.root / 'images'}; it runs from a source "
-                f"checkout (tests/data/fixtures/enmap/potsdam_tiles) or set {POTSDAM_ENV} to a copy"
+                f"built-in EnMAP Potsdam task: no tiles in {self.root / 'images'}; reinstall the package "
+                f"(it ships them) or set {POTSDAM_ENV} to a copy"
             )
         wl, fw, good = band_table(self.root / "images" / f"{self.tiles[0]}.tif", self.root, "enmap-potsdam")
         #: bands used: the good bands (bbl=1); the 6 bad bands are all nodata

@@ -41,6 +41,11 @@ def _edit_yaml(path: Path, edit) -> None:
         ("s2", lambda d: d["qa"]["entries"][2].update(flags=["smoke"]), "qa.entries.2.flags"),
         ("lst", lambda d: d["bands"][0].update(valid_range=[10, 1]), "bands.0"),
         ("s1", lambda d: d["licence"].pop("redistributable"), "licence.redistributable"),
+        # a QA layer that is a band of the one QA raster (DESIS QL_QUALITY-2): all or none, each once
+        ("desis", lambda d: d["qa"]["entries"][3].pop("band"), "entries.3: give every layer a 'band'"),
+        ("desis", lambda d: d["qa"]["entries"][3].update(band=1), "given to more than one layer"),
+        ("desis", lambda d: d["qa"]["entries"][3].update(band=0), "qa.entries.3.band"),
+        ("s2", lambda d: d["qa"]["entries"][0].update(band=1), "'band' is for kind=layers"),
     ],
 )
 def test_malformed_sensor_file_names_file_and_field(catalogs_copy, sensor, edit, field):

@@ -26,7 +26,7 @@ PC = FIX / "stac" / "planetary_computer" / "items"
 
 EXPECTED = {  # name: (bands, usable, gsd_m, patch_px, kind, redistributable)
     "enmap": (224, 202, 30, 128, "hsi", False),
-    "emit": (285, 246, 60, 64, "hsi", True),
+    "emit": (285, 244, 60, 64, "hsi", True),
     "desis": (235, 235, 30, 128, "hsi", False),
     "s2": (12, 12, 10, 384, "multispectral", True),
     "landsat": (7, 7, 30, 128, "multispectral", True),
@@ -97,7 +97,7 @@ def test_enmap_unusable_bands_are_the_water_vapour_bands_incl_real_bad_bands(cat
     import rasterio
 
     with rasterio.open(
-        FIX / "enmap" / "potsdam_tiles" / "images" / "enmap_potsdam_tile_128_0.tif"
+        FIX.parents[2] / "spectralearth_model/evaluate/data/enmap_potsdam" / "images" / "enmap_potsdam_tile_128_0.tif"
     ) as ds:
         bad = {i for i in range(ds.count) if ds.tags(i + 1).get("bbl") == "0"}
     assert len(bad) == 6 and bad <= {b.index for b in dropped}
@@ -106,6 +106,27 @@ def test_enmap_unusable_bands_are_the_water_vapour_bands_incl_real_bad_bands(cat
 def test_emit_unusable_bands_sit_in_the_absorption_features(cat):
     dropped = [b.wavelength_nm for b in cat["emit"].bands if not b.usable]
     assert dropped and all(1300 < w < 1450 or 1750 < w < 1970 for w in dropped)
+
+
+def test_emit_usable_follows_the_v001_good_wavelengths_rule(cat):
+    """EMIT L2A V001 ``good_wavelengths`` is 0 where 1325 < wl < 1435 nm or 1770 < wl < 1962 nm
+    (emit-sds/emit-sds-l2a v1.3.3 output_conversion.py; catalogs/ATTRIBUTION.md): 244 of 285."""
+    bands = cat["emit"].bands
+    rule = [not (1325 < b.wavelength_nm < 1435 or 1770 < b.wavelength_nm < 1962) for b in bands]
+    assert [b.usable for b in bands] == rule
+    assert sum(rule) == 244 and len(bands) == 285
+    bad = [i + 1 for i, b in enumerate(bands) if not b.usable]  # 1-based band numbers
+    assert bad == list(range(128, 143)) + list(range(188, 214))
+
+
+def test_emit_mask_layers_are_the_v001_names_not_v002(cat):
+    """EMITL2ARFL V001 mask_bands (emit-sds-l2a v1.3.3 make_emit_masks.py); the V002 EMITL2AMASK
+    collection capitalises "Flag" and adds SpecTf layers (emit-sds-masks)."""
+    layers = [e.layer for e in cat["emit"].qa.entries]
+    assert layers == ["Cloud flag", "Cirrus flag", "Water flag", "Spacecraft Flag", "Dilated Cloud Flag",
+                      "AOD550", "H2O (g cm-2)", "Aggregate Flag"]
+    assert not {"Cloud Flag", "Cirrus Flag", "Water Flag"} & set(layers)
+    assert not any(name.startswith("SpecTf") for name in layers)
 
 
 def _srf_centres(path: Path) -> dict[str, float]:
@@ -234,8 +255,15 @@ def test_asset_keys_exist_in_the_real_items(cat):
         "LPCLOUD",
         l2a["collection"],
     )
-    assert emit.data_asset in l2a["assets"] and emit.qa.asset in l2a["assets"]
-    assert "MASK" in l2a["assets"][emit.qa.asset]["href"]
+    assert cmr.version == "001"
+    # the CMR-STAC item keys its files by position (data1 = RFLUNCERT, data2 = MASK); our keys
+    # resolve through the catalog's file-name patterns
+    from spectralearth_data.engine.readers import SceneRef, asset_href
+
+    scene = SceneRef(l2a["id"], "local", {k: a["href"] for k, a in l2a["assets"].items()}, l2a)
+    assert "_RFL_001_" in asset_href(emit, scene, emit.data_asset)
+    assert "_MASK_001_" in asset_href(emit, scene, emit.qa.asset)
+    assert "_RFLUNCERT_001_" in asset_href(emit, scene, "uncertainty")
 
 
 def test_providers_name_known_sources(cat):
@@ -332,3 +360,38 @@ def test_enmap_order_folder_keys_map_onto_our_quality_layers(cat):
     }
     assert {local[e.layer] for e in enmap.qa.entries} == real_suffixes
     assert enmap.provider("demo").asset_map == {}  # the demo uses our keys as they are
+
+
+def test_desis_quality_is_the_ql_quality_2_band_order(cat):
+    """One 10-band raster (hyperproc's DESIS reader; RemoteSensingToolbox.jl for bands 1-8):
+    cloud is over land or over water, haze and the two retrievals set no flag."""
+    qa = cat["desis"].qa
+    assert qa.kind == "layers" and qa.banded and qa.asset == "quality_layers"
+    assert {e.band: (e.layer, e.mask_bits) for e in qa.entries} == {
+        1: ("shadow", MaskFlag.CLOUD_SHADOW),
+        2: ("land", 0),
+        3: ("snow", MaskFlag.SNOW_ICE),
+        4: ("haze_land", 0),
+        5: ("haze_water", 0),
+        6: ("cloud_land", MaskFlag.CLOUD),
+        7: ("cloud_water", MaskFlag.CLOUD),
+        8: ("water", MaskFlag.WATER),
+        9: ("aot550", 0),
+        10: ("water_vapour", 0),
+    }
+    assert not cat["enmap"].qa.banded  # EnMAP: one GeoTIFF per quality layer
+
+
+@pytest.mark.parametrize("name", ["enmap", "desis"])
+def test_dlr_asset_map_covers_every_role_with_a_recorded_key(cat, name):
+    """Each role the reader asks for is mapped for dlr-geoservice onto a key the recorded DLR
+    items carry (tests/data/fixtures/dlr/)."""
+    spec = cat[name]
+    doc = json.loads((FIX / "dlr" / f"{name}_l2a_search_3items.json").read_text())
+    for feature in doc["features"]:
+        amap = spec.provider("dlr-geoservice").asset_map
+        roles = {spec.data_asset, spec.qa.asset}
+        if not spec.qa.banded:
+            roles |= {e.layer for e in spec.qa.entries}
+        assert roles <= set(amap)
+        assert {amap[r] for r in roles} <= set(feature["assets"])

@@ -15,9 +15,9 @@ from pyproj import Transformer
 from shapely.geometry import box
 
 from spectralearth_data.catalog import load_catalog
-from spectralearth_data.colocate import colocate, footprint_cells, read_plan, summarize, write_plan
+from spectralearth_data.colocate import colocate, read_plan, summarize, write_plan
 from spectralearth_data.errors import InputDataError
-from spectralearth_data.grid import cells_covering
+from spectralearth_data.grid import cells_covering, footprint_cells
 from spectralearth_data.schema import PLAN_COLUMNS
 from spectralearth_data.sources.base import item_rows, parse_footprint, scenes_frame
 

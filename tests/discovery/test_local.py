@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from discovery_helpers import COLORADO, FIX, PC_ITEMS, write_region
+from discovery_helpers import COLORADO, PC_ITEMS, REPO, write_region
 from pyproj import Transformer
 
 from spectralearth_data.errors import CatalogError, SourceError
@@ -117,7 +117,7 @@ def write_enmap_order(folder, name="ENMAP01-____L2A-DT0000001867_20220724T104526
         f"<point><frame>{k}</frame><latitude>{inv.transform(*xy)[1]}</latitude><longitude>{inv.transform(*xy)[0]}</longitude></point>"
         for k, xy in corners.items())
     (folder / f"{name}-METADATA.XML").write_text(_METADATA.format(name=name, points=points))
-    shutil.copy(FIX / "enmap/potsdam_tiles/images/enmap_potsdam_tile_128_0.tif", folder / f"{name}-SPECTRAL_IMAGE.TIF")
+    shutil.copy(REPO / "spectralearth_model/evaluate/data/enmap_potsdam/images/enmap_potsdam_tile_128_0.tif", folder / f"{name}-SPECTRAL_IMAGE.TIF")
     return name
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from spectralearth_data.sources import SasSigner, SasToken, earthdata_headers, sign_href
+from spectralearth_data.credentials import SasSigner, SasToken, earthdata_headers, sign_href
 
 HREF = "https://sentinel2l2a01.blob.core.windows.net/sentinel2-l2/01/C/CV/2024/B04.tif"
 

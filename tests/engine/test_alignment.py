@@ -11,7 +11,8 @@ import zarr
 from affine import Affine
 
 from spectralearth_data.catalog import load_sensor
-from spectralearth_data.engine import TileConfig, tile, validate
+from spectralearth_data.engine import TileConfig, tile
+from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.engine.readers.cog import read_onto
 from spectralearth_data.engine.tasks import strip_geobox
 from spectralearth_data.grid import Cell

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectralearth_data.engine import TileConfig, tile, validate
+from spectralearth_data.engine import TileConfig, tile
+from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.errors import InputDataError
 
 from .synth import demo_cells, plan_rows, s2_scene, write_tif

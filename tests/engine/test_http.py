@@ -11,7 +11,8 @@ import pytest
 import rasterio
 from servers.http_range import serve
 
-from spectralearth_data.engine import TileConfig, tile, validate
+from spectralearth_data.engine import TileConfig, tile
+from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.engine.readers.cog import read_onto
 from spectralearth_data.errors import InputDataError
 from spectralearth_data.grid import cell_for
@@ -19,7 +20,7 @@ from spectralearth_data.grid import cell_for
 from .synth import demo_cells, plan_rows, s2_scene
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
-ENMAP_TILE = FIXTURES / "enmap" / "potsdam_tiles" / "images" / "enmap_potsdam_tile_128_0.tif"
+ENMAP_TILE = FIXTURES.parents[2] / "spectralearth_model/evaluate/data/enmap_potsdam" / "images" / "enmap_potsdam_tile_128_0.tif"
 
 
 @pytest.fixture()
@@ -100,12 +101,13 @@ def test_tile_over_http_with_one_broken_scene_keeps_a_valid_store(tmp_path):
 
 
 def test_read_time_signature_is_used_and_never_written(tmp_path, monkeypatch):
-    """A source whose hrefs are signed at read time (as Planetary Computer's are): the server sees
-    the signature, the store and the error messages never do."""
-    from spectralearth_data.engine import hrefs
+    """A source whose hrefs are signed at read time (``auth: planetary-computer``, its SAS signer
+    replaced by one for the local server): the server sees the signature, the store and the error
+    messages never do."""
+    from spectralearth_data import credentials
 
     secret = "sig=SECRET-b7e1"
-    monkeypatch.setitem(hrefs.SIGNERS, "signed-test", lambda href: f"{href}?{secret}")
+    monkeypatch.setitem(credentials.AUTHS, "planetary-computer", credentials.ReadAuth(sign=lambda href: f"{href}?{secret}"))
     cells = demo_cells(2)
     www = tmp_path / "www"
     good, _, _ = s2_scene(www, "S2_SIG", cells)
@@ -113,8 +115,8 @@ def test_read_time_signature_is_used_and_never_written(tmp_path, monkeypatch):
     with serve(www) as srv:
         to_url = lambda assets: {k: f"{srv.url}/{Path(v).relative_to(www)}" for k, v in assets.items()}
         srv.faults[str(Path(bad["B02"]).relative_to(www))] = 500
-        plan = pd.concat([plan_rows("s2", "S2_SIG", cells, to_url(good), source="signed-test"),
-                          plan_rows("s2", "S2_SIG_BAD", cells, to_url(bad), source="signed-test")], ignore_index=True)
+        plan = pd.concat([plan_rows("s2", "S2_SIG", cells, to_url(good), source="planetary-computer"),
+                          plan_rows("s2", "S2_SIG_BAD", cells, to_url(bad), source="planetary-computer")], ignore_index=True)
         store = tmp_path / "out.zarr"
         with pytest.raises(InputDataError, match="S2_SIG_BAD") as err:
             tile(plan, store, scheduler="synchronous", progress=False)

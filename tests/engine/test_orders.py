@@ -120,7 +120,7 @@ def test_real_enmap_tile_as_an_order(tmp_path):
     with its real band table: read onto a cell, int16 DNs within the tile's range."""
     folder = tmp_path / "order"
     folder.mkdir()
-    tile = FIXTURES / "enmap" / "potsdam_tiles" / "images" / "enmap_potsdam_tile_128_0.tif"
+    tile = FIXTURES.parents[2] / "spectralearth_model/evaluate/data/enmap_potsdam" / "images" / "enmap_potsdam_tile_128_0.tif"
     shutil.copy(tile, folder / f"{PRODUCT}-SPECTRAL_IMAGE.TIF")
     table = np.loadtxt(FIXTURES / "band_tables" / "enmap_potsdam_wavelength_fwhm.csv", delimiter=",", skiprows=1)
     xml = write_metadata(folder / f"{PRODUCT}-METADATA.XML", table[:, 0], table[:, 1], 0.0001, 0.0)

@@ -15,7 +15,11 @@ import xarray as xr
 from PIL import Image
 from servers.http_range import serve
 
-from spectralearth_data.engine import TileConfig, export, publish, quicklook, tile, validate
+from spectralearth_data.engine import TileConfig, tile
+from spectralearth_data.release.export import export
+from spectralearth_data.release.publish import publish
+from spectralearth_data.release.quicklook import quicklook
+from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.errors import ReleaseError
 
 from .synth import demo_cells
@@ -102,8 +106,8 @@ def test_every_product_group_opens_with_plain_xarray(tmp_path, sensor):
     import warnings
 
     from spectralearth_data.catalog import load_sensor
-    from spectralearth_data.engine import store as st
     from spectralearth_data.engine.readers import group_dtype
+    from spectralearth_data.release import store as st
 
     spec = load_sensor(sensor)
     b0 = spec.bands[0]

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectralearth_data.engine import TileConfig, tile, validate
+from spectralearth_data.engine import TileConfig, tile
+from spectralearth_data.release.validate import validate_store as validate
 
 from .synth import demo_cells, enmap_scene, plan_rows, s2_scene
 
@@ -101,12 +102,12 @@ def test_cli_reports_user_errors_in_one_line(tmp_path):
 def test_uncommitted_shard_is_reported_then_overwritten_by_the_next_run(tmp_path):
     """The state a kill between "shard written" and "part committed" leaves: validate names the
     orphan shard; a rerun rewrites it whole and the store validates."""
-    from spectralearth_data.engine import store as st
+    from spectralearth_data.release import iter_parts
 
     plan = _plan(tmp_path)
     store = tmp_path / "o.zarr"
     tile(plan, store, scheduler="synchronous", progress=False, config=TileConfig(patches_per_shard=4, coreg=False))
-    part = next(p for p, meta in st.iter_parts(store) if meta["sensor"] == "s2")
+    part = next(p for p, meta in iter_parts(store) if meta["sensor"] == "s2")
     part.unlink()  # as if the run died just before this rename
     problems = validate(store)
     assert any(p.startswith("s2/data: shard(s) [") and "no index part commits" in p for p in problems)

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from spectralearth_data.engine import TileConfig, tile, validate
+from spectralearth_data.engine import TileConfig, tile
+from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.errors import InputDataError
 from spectralearth_data.schema import INDEX_COLUMNS, LOCATION_COLUMNS
 

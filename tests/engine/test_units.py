@@ -14,7 +14,8 @@ import pytest
 import xarray as xr
 
 from spectralearth_data.catalog import load_sensor
-from spectralearth_data.engine import tile, validate
+from spectralearth_data.engine import tile
+from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.masks import MaskFlag
 
 from .synth import cover_transform, demo_cells, plan_rows, write_tif

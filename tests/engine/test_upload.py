@@ -26,7 +26,7 @@ import s3fs
 import xarray as xr
 from moto.server import ThreadedMotoServer
 
-from spectralearth_data.engine.upload import parse_storage_options, safe_url, upload
+from spectralearth_data.release.upload import parse_storage_options, safe_url, upload
 from spectralearth_data.errors import InputDataError, ReleaseError
 
 CLI = [sys.executable, "-c", "from spectralearth_data.cli import main; main()"]
@@ -81,7 +81,8 @@ def release(tmp_path_factory) -> Path:
     """A published store tiled by the engine from synthesized demo scenes (two cells)."""
     from spectralearth_data.colocate import colocate
     from spectralearth_data.demo import make_demo_scenes
-    from spectralearth_data.engine import TileConfig, publish, tile
+    from spectralearth_data.engine import TileConfig, tile
+    from spectralearth_data.release.publish import publish
     from spectralearth_data.sources import search
 
     root = tmp_path_factory.mktemp("upload-release")
@@ -165,7 +166,7 @@ def test_a_changed_or_missing_object_is_uploaded_again_and_extra_objects_are_lef
 
 
 def test_another_published_release_at_the_url_is_refused_and_left_intact(release, opts, bucket, tmp_path):
-    from spectralearth_data.engine import publish
+    from spectralearth_data.release.publish import publish
 
     url = f"s3://{bucket}/r.zarr"
     upload(release, url, opts, progress=False)
@@ -181,7 +182,7 @@ def test_another_published_release_at_the_url_is_refused_and_left_intact(release
 
 _KILLER = """
 import json, os, signal, sys
-from spectralearth_data.engine.upload import upload
+from spectralearth_data.release.upload import upload
 store, url, opts, n = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
 done = []
 def hook(rel):

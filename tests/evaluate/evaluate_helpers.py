@@ -1,5 +1,5 @@
 """Helpers of the evaluation tests: task folders built from the real EnMAP Potsdam tiles
-(tests/data/fixtures/enmap/potsdam_tiles, attribution in tests/data/fixtures/MANIFEST.md)."""
+(shipped with the package: spectralearth_model/evaluate/data/enmap_potsdam, see its ATTRIBUTION.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import rasterio
 
 from spectralearth_model.evaluate import EvalOptions
 
-POTSDAM = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "enmap" / "potsdam_tiles"
+POTSDAM = Path(__file__).resolve().parents[2] / "spectralearth_model/evaluate/data/enmap_potsdam"
 TILES = sorted(p.stem for p in (POTSDAM / "images").glob("*.tif"))
 
 #: Small, fast protocol settings for tests (one CPU thread: the test machine's cores are shared).

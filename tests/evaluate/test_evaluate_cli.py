@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from evaluate_helpers import TILES, copy_tiles, write_split
 
-from spectralearth_data.cli import main
+from spectralearth_model.cli import main
 
 EXE = Path(sys.executable).parent / "spectralearth"
 

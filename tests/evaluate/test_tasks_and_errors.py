@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,7 +60,7 @@ def test_bands_csv_supplies_missing_wavelengths(tmp_path):
     (tmp_path / "task.yaml").write_text(
         "name: with-table\nkind: segmentation\nsensor: enmap\ngsd_m: 30\nscale: 0.0001\nclass_codes: [1, 2, 3, 4, 5, 6]\n"
     )
-    table = POTSDAM.parents[1] / "band_tables" / "enmap_potsdam_wavelength_fwhm.csv"
+    table = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "band_tables" / "enmap_potsdam_wavelength_fwhm.csv"
     with table.open() as f:
         pairs = [ln.strip().split(",") for ln in f.read().splitlines()[1:] if ln.strip()]
     with (tmp_path / "bands.csv").open("w", newline="") as f:

@@ -65,7 +65,7 @@ def test_bad_options_are_rejected_before_any_work(tmp_path, monkeypatch, args, m
     from typer.testing import CliRunner
 
     from flows.params import ParameterError
-    from spectralearth_data.cli import app
+    from flows.cli import app
 
     for name in ("SPECTRALEARTH_DATA", "PREFECT_HOME", "PREFECT_API_URL"):  # the command sets them
         monkeypatch.setenv(name, "recorded-so-teardown-restores-it")

@@ -61,3 +61,16 @@ def test_chunks_cover_every_cell_once_in_order():
     assert [c for chunk in chunks for c in chunk] == cells
     with pytest.raises(ValueError):
         chunk_cells(cells, 0)
+
+
+def test_the_evaluate_flow_checks_heads_against_the_harness_registry(monkeypatch):
+    from flows.evaluate import check_head
+    from spectralearth_model.evaluate import heads
+
+    for head in heads.HEADS:
+        check_head(head)
+    with pytest.raises(ParameterError, match="head='mlp': expected one of linear, knn, upernet"):
+        check_head("mlp")
+    monkeypatch.setattr(heads, "HEADS", ("linear",))  # the flow has no list of its own
+    with pytest.raises(ParameterError, match="expected one of linear$"):
+        check_head("knn")

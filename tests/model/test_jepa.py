@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
-import pytest
 import torch
 
 from spectralearth_model.crops import crop_size, one_sensor_each, sample_local_view
-from spectralearth_model.jepa import JEPA, collapse_stats, ema_momentum, variance_covariance
+from spectralearth_model.jepa import JEPA, collapse_stats, variance_covariance
 
 #: Floors of a healthy collapse monitor for the tiny preset on 4 synthetic locations x 4x4
 #: last-stage cells = 64 target tokens of width 128: a collapsed encoder gives eff_rank ~1 and
@@ -39,13 +37,6 @@ def test_variance_covariance_penalises_collapse():
     _, c_line = variance_covariance(torch.randn(512, 1, generator=g).expand(-1, 32))  # all dims equal
     assert v_ok < 0.05 and shrunk > 0.8
     assert c_ok < 0.2 and c_line > 20
-
-
-def test_ema_momentum_schedule(tiny_cfg):
-    assert ema_momentum(0, 100, tiny_cfg) == pytest.approx(tiny_cfg.ema_start)
-    assert ema_momentum(100, 100, tiny_cfg) == pytest.approx(tiny_cfg.ema_end)
-    values = [ema_momentum(s, 100, tiny_cfg) for s in range(101)]
-    assert all(a <= b for a, b in itertools.pairwise(values))
 
 
 def test_local_views_are_one_sensor_aligned_crops(tiny_cfg, scenes, make_batch):

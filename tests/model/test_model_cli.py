@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from spectralearth_data.cli import app
+from spectralearth_model.cli import app
 from spectralearth_model.config import ModelConfigError, preset
 from spectralearth_model.jepa import JEPA
 
@@ -32,6 +32,6 @@ def test_model_info_table_and_bad_preset():
     assert res.exit_code == 0, res.output
     assert "encoder stage 4 (dim 768, depth 3)" in res.output and "spectral tokenizer" in res.output
     bad = CliRunner().invoke(app, ["model-info", "--preset", "huge"])
-    # spectralearth_data.cli.main turns this error into one "error: ..." line and exit code 2
+    # spectralearth_data.cli.run (every main()) turns this error into one "error: ..." line and exit code 2
     assert isinstance(bad.exception, ModelConfigError)
     assert "unknown model preset 'huge'; choose one of: tiny, small, base" in str(bad.exception)

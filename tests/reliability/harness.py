@@ -12,7 +12,7 @@ from pathlib import Path
 import geopandas as gpd
 
 #: The real console entry point (``spectralearth``) run by this interpreter.
-CLI = [sys.executable, "-c", "from spectralearth_data.cli import main; main()"]
+CLI = [sys.executable, "-c", "from flows.cli import main; main()"]
 REPO = Path(__file__).resolve().parents[2]
 #: The two demo cells the small plans cover (every product present in both).
 CELLS = ("32633_00382_06049", "32633_00382_06050")

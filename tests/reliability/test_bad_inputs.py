@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from spectralearth_data.cli import main
-from spectralearth_data.engine import validate
+from spectralearth_data.release.validate import validate_store as validate
 
 from . import scenes as sc
 from .harness import copy_store, fingerprint, lost, one_line_error, run_cli

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from spectralearth_data.engine import TileConfig, tile, validate
+from spectralearth_data.engine import TileConfig, tile
+from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.errors import ReleaseError
 from spectralearth_data.lock import is_locked, release_lock
 
@@ -82,7 +83,7 @@ def test_a_new_store_is_created_in_the_locked_folder_itself(tmp_path):
     lock the new folder and both would write."""
     import os
 
-    from spectralearth_data.engine import store as st
+    from spectralearth_data.release import store as st
 
     store = tmp_path / "new.zarr"
     with st.writer_lock(store):

@@ -15,7 +15,8 @@ import pytest
 from servers import FaultProxy, stac_api_server
 from servers.http_range import Chaos, serve
 
-from spectralearth_data.engine import TileConfig, tile, validate
+from spectralearth_data.engine import TileConfig, tile
+from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.errors import InputDataError, SourceError
 from spectralearth_data.sources import RetryPolicy, search
 

@@ -13,7 +13,7 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from spectralearth_data.engine import validate
+from spectralearth_data.release.validate import validate_store as validate
 
 from .harness import CELLS, fingerprint, lost, run_cli, start_cli
 from .ledger import LEDGER

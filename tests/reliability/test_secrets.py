@@ -12,7 +12,9 @@ import geopandas as gpd
 import pytest
 from servers.http_range import Chaos, serve
 
-from spectralearth_data.engine import TileConfig, hrefs, tile, validate
+from spectralearth_data import credentials
+from spectralearth_data.engine import TileConfig, tile
+from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.errors import InputDataError
 
 from .harness import fingerprint, run_cli
@@ -68,9 +70,10 @@ def _signer(href: str) -> str:
 
 @pytest.fixture()
 def signed_source(monkeypatch):
-    """A source whose hrefs the engine signs at read time, as it does Planetary Computer's."""
-    monkeypatch.setitem(hrefs.SIGNERS, "signed-test", _signer)
-    return "signed-test"
+    """A source whose hrefs the engine signs at read time: ``planetary-computer`` (its ``auth`` in
+    catalogs/sources.yaml signs), with the SAS signer replaced by one for the local server."""
+    monkeypatch.setitem(credentials.AUTHS, "planetary-computer", credentials.ReadAuth(sign=_signer))
+    return "planetary-computer"
 
 
 def test_read_time_signatures_stay_out_of_store_index_errors_and_logs(demo, tmp_path, signed_source, monkeypatch):

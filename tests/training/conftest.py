@@ -40,7 +40,8 @@ def engine_release(tmp_path_factory) -> Path:
     all seven products): demo scenes -> local search -> co-location -> ``engine.tile``."""
     from spectralearth_data.colocate import colocate
     from spectralearth_data.demo import make_demo_scenes
-    from spectralearth_data.engine import TileConfig, tile, validate
+    from spectralearth_data.engine import TileConfig, tile
+    from spectralearth_data.release.validate import validate_store as validate
     from spectralearth_data.sources import search
 
     root = tmp_path_factory.mktemp("engine-release")

@@ -195,7 +195,7 @@ def test_missing_release_and_missing_product(tmp_path, release):
 
 
 def _layout(bands, scale, offset, fill):
-    from spectralearth_model.data import ProductLayout
+    from spectralearth_data.release import ProductLayout
 
     n = len(bands)
     return ProductLayout("enmap", tuple(bands), np.asarray(scale, np.float32), np.asarray(offset, np.float32),
@@ -206,7 +206,7 @@ def _layout(bands, scale, offset, fill):
 @pytest.mark.parametrize("dtype", ["int16", "uint16", "float32"])
 def test_decode_matches_the_cf_formula(dtype):
     """Band selection, per-band scale/offset, fill in any selected band -> nodata, NaN -> nodata."""
-    from spectralearth_model.data import decode
+    from spectralearth_data.release import decode
 
     rng = np.random.default_rng(0)
     raw = rng.integers(1, 1000, size=(5, 4, 4)).astype(dtype)

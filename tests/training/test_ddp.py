@@ -18,7 +18,7 @@ def test_two_process_gloo_run_keeps_ranks_identical(release, tmp_path):
     out = tmp_path / "ddp"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "--no-python", sys.executable, "-c", "from spectralearth_data.cli import main; main()",
+        "--no-python", sys.executable, "-c", "from spectralearth_model.cli import main; main()",
         "train", "--release", str(release), "--out", str(out), "--steps", "3", "--batch-size", "2",
         "--workers", "0", "--warmup-steps", "1", "--checkpoint-every", "2", "--no-progress",
         "--sensors", ",".join(FAST_SENSORS), "--device", "cpu",

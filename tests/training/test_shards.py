@@ -1,4 +1,4 @@
-"""``spectralearth_model.shards``: direct patch reads must equal zarr's, bit for bit."""
+"""``spectralearth_data.release.shards``: direct patch reads must equal zarr's, bit for bit."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 import zarr
 
 from spectralearth_data.errors import ReleaseError
+from spectralearth_data.release.shards import open_chunk_reader
 from spectralearth_model.data import ReleaseDataset
-from spectralearth_model.shards import open_chunk_reader
 
 
 def _arrays(store: Path):

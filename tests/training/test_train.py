@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -16,13 +17,18 @@ import pytest
 import torch
 from release_builder import write_release
 
+import spectralearth_model.train as train_module
 from spectralearth_data.errors import ReleaseError
+from spectralearth_data.progress import progress_bar
 from spectralearth_model.checkpoint import load_encoder
+from spectralearth_model.config import ModelConfig
+from spectralearth_model.jepa import JEPA
+from spectralearth_model.runtime import weights_digest
 from spectralearth_model.train import TrainConfig, TrainError, lr_at, momentum_at, train
 
 #: Three products (one HSI, one optical, SAR) keep the CPU steps short; all seven run once.
 FAST_SENSORS = ("enmap", "s2", "s1")
-SPECTRALEARTH = [sys.executable, "-c", "from spectralearth_data.cli import main; main()"]
+SPECTRALEARTH = [sys.executable, "-c", "from spectralearth_model.cli import main; main()"]
 #: Subprocesses run torch on one thread, like the tests in-process (same float results).
 ONE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -57,9 +63,23 @@ def test_schedules_are_pure_functions_of_the_step(tmp_path):
     assert all(momentum_at(s, 100, 0.99, 1.0) <= momentum_at(s + 1, 100, 0.99, 1.0) for s in range(99))
 
 
-def test_run_writes_metrics_plot_checkpoint_and_encoder(release, tmp_path, sensors):
-    cfg = _cfg(release, tmp_path / "run", steps=4, accum_steps=2, sensors=None)  # all products
+def test_run_writes_metrics_plot_checkpoint_and_encoder(release, tmp_path, sensors, monkeypatch):
+    bars = []
+
+    def recording_bar(enabled, total, label, **kw):  # the shared rich bar, its calls recorded
+        bars.append({"enabled": enabled, "total": total, **kw, "notes_seen": []})
+        with progress_bar(enabled, total, label, **kw) as advance:
+            def record(n=1, note=None):
+                bars[-1]["notes_seen"].append(note)
+                advance(n, note=note)
+
+            yield record
+
+    monkeypatch.setattr(train_module, "progress_bar", contextlib.contextmanager(recording_bar))
+    cfg = _cfg(release, tmp_path / "run", steps=4, accum_steps=2, sensors=None, progress=True)  # all products
     summary = train(cfg)
+    assert [(b["enabled"], b["total"], b["completed"]) for b in bars] == [(True, 4, 0)]
+    assert len(bars[0]["notes_seen"]) == 4 and bars[0]["notes_seen"][-1].startswith("loss=")
     run = cfg.out
     assert summary.steps == 4 and summary.samples_seen == 4 * 2 * 2
     assert 0.0 <= summary.data_wait_fraction < 1.0
@@ -72,6 +92,15 @@ def test_run_writes_metrics_plot_checkpoint_and_encoder(release, tmp_path, senso
     assert (run / "metrics.png").read_bytes()[:4] == b"\x89PNG"
     ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
     assert ckpt["step"] == 4 and ckpt["samples_consumed"] == 16
+    # the EMA update took its momentum from the tested schedule (momentum_at), with the preset's ends
+    mcfg = ModelConfig.from_dict(ckpt["model_config"])
+    with open(run / "metrics.csv", newline="") as f:
+        logged = {int(r["step"]): float(r["momentum"]) for r in csv.DictReader(f)}
+    assert logged == pytest.approx({s: momentum_at(s - 1, 4, mcfg.ema_start, mcfg.ema_end) for s in logged})
+    # the ranks' digests are the one weights digest (the evaluation's proof of frozen weights)
+    jepa = JEPA(mcfg)
+    jepa.load_state_dict(ckpt["model"])
+    assert summary.rank_param_digests == [weights_digest(jepa)[:16]]
     assert {"torch", "numpy", "python"} <= set(ckpt["rng"][0])
     encoder, mcfg = load_encoder(run / "encoder.pt")
     assert mcfg.name == "tiny" and mcfg.sensor_names == tuple(sensors)

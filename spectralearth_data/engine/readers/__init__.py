@@ -8,7 +8,10 @@ product's :class:`~spectralearth_data.catalog.SensorSpec`.
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +20,11 @@ from rasterio.enums import Resampling
 
 from ...catalog import BandSpec, SensorSpec
 from ...errors import CatalogError, InputDataError
+from ...schema import stac_epsg
 from .. import qa as qamod
 from .cog import read_many_onto, read_onto
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,32 +57,46 @@ class SceneRaster:
 
 
 def asset_href(spec: SensorSpec, scene: SceneRef, key: str) -> str:
-    """The href of our asset ``key`` in this scene, trying each provider's asset_map name."""
+    """The href of our asset ``key`` in this scene.
+
+    Tried in order: the scene's own provider's ``asset_map`` name, ``key`` itself, an asset whose
+    file name matches a provider's ``asset_patterns`` glob for ``key`` (positional keys such as
+    CMR-STAC's data1/data2 do not say which file is which), then the other providers' names.
+    """
     names = [key]
     for p in spec.providers:
         alias = p.asset_map.get(key)
         if alias and alias not in names:
             names.insert(0 if p.source == scene.source else len(names), alias)
-    for n in names:
+    first = names.index(key) + 1
+    for n in names[:first]:
+        if n in scene.assets:
+            return scene.assets[n]
+    patterns = [p.asset_patterns[key] for p in spec.providers if key in p.asset_patterns]
+    for k in sorted(scene.assets):
+        name = scene.assets[k].split("?", 1)[0].rsplit("/", 1)[-1]
+        if any(fnmatch.fnmatchcase(name, pat) for pat in patterns):
+            return scene.assets[k]
+    for n in names[first:]:
         if n in scene.assets:
             return scene.assets[n]
     have = ", ".join(sorted(scene.assets))
-    raise InputDataError(f"scene {scene.scene_id}: no asset {' / '.join(names)} (has: {have})")
+    also = f" or a file {' / '.join(patterns)}" if patterns else ""
+    raise InputDataError(f"scene {scene.scene_id}: no asset {' / '.join(names)}{also} (has: {have})")
 
 
 def item_epsg(scene: SceneRef, asset_key: str | None = None) -> int | None:
-    """The EPSG code the STAC item states for an asset (asset-level, then item-level)."""
+    """The EPSG code the STAC item states for an asset (asset-level, then item-level; a null or
+    textual ``proj:epsg`` falls back to ``proj:code``, :func:`~spectralearth_data.schema.stac_epsg`)."""
     item = scene.item or {}
     places = []
     if asset_key is not None:
         places.append((item.get("assets") or {}).get(asset_key) or {})
     places.append(item.get("properties") or {})
     for d in places:
-        if d.get("proj:epsg") is not None:
-            return int(d["proj:epsg"])
-        code = d.get("proj:code")
-        if isinstance(code, str) and code.upper().startswith("EPSG:"):
-            return int(code.split(":", 1)[1])
+        epsg = stac_epsg(d) if isinstance(d, dict) else None
+        if epsg is not None:
+            return epsg
     return None
 
 
@@ -128,23 +148,57 @@ def _read_qa(spec: SensorSpec, scene: SceneRef, geobox) -> np.ndarray:
     qa = spec.qa
     assert qa is not None
     if qa.kind == "layers":
-        layers = {}
-        for e in qa.entries:
-            try:
-                real = _asset_key_for(spec, scene, e.layer)  # type: ignore[arg-type]
-            except InputDataError:
-                continue
-            layers[e.layer] = read_onto(
-                scene.assets[real], geobox, indexes=[1], dtype="float32", nodata=None,
-                resampling=Resampling.nearest, source=scene.source,
-            )[0]
-        return qamod.layers_to_bits(qa, layers, geobox.shape)
+        return qamod.layers_to_bits(qa, _read_qa_layers(spec, scene, geobox), geobox.shape)
     real = _asset_key_for(spec, scene, qa.asset)
     values = read_onto(
         scene.assets[real], geobox, indexes=[1], dtype=qa.dtype, nodata=None,
         resampling=Resampling.nearest, source=scene.source, expect_epsg=item_epsg(scene, real),
     )[0]
     return qamod.qa_to_bits(qa, values)
+
+
+def _read_qa_layers(spec: SensorSpec, scene: SceneRef, geobox) -> dict[str, np.ndarray]:
+    """The quality layers that set mask flags, on ``geobox`` (layers without flags are not read).
+
+    Either bands of the one QA asset (``entries[i].band``: DESIS QL_QUALITY-2), read in one pass
+    and required; or one single-band asset per layer (EnMAP QL_QUALITY_*), where a missing layer
+    is skipped (an order folder may hold only the cube). A scene with none of its layers is
+    logged: its pixels are flagged from the data values alone, and a provider whose keys the
+    catalog does not map would look cloud-free.
+    """
+    qa = spec.qa
+    assert qa is not None
+    wanted = [e for e in qa.entries if e.mask_bits]
+    if not wanted:
+        return {}
+    if qa.banded:
+        real = _asset_key_for(spec, scene, qa.asset)
+        arrays = read_onto(
+            scene.assets[real], geobox, indexes=[int(e.band) for e in wanted], dtype="float32",  # type: ignore[arg-type]
+            nodata=None, resampling=Resampling.nearest, source=scene.source, expect_epsg=item_epsg(scene, real),
+        )
+        return {str(e.layer): a for e, a in zip(wanted, arrays)}
+    layers = {}
+    for e in wanted:
+        try:
+            real = _asset_key_for(spec, scene, e.layer)  # type: ignore[arg-type]
+        except InputDataError:
+            continue
+        layers[str(e.layer)] = read_onto(
+            scene.assets[real], geobox, indexes=[1], dtype="float32", nodata=None,
+            resampling=Resampling.nearest, source=scene.source,
+        )[0]
+    if not layers:
+        _warn_no_qa(scene.scene_id, scene.source, spec.name, ", ".join(str(e.layer) for e in wanted),
+                    ", ".join(sorted(scene.assets)))
+    return layers
+
+
+@functools.lru_cache(maxsize=256)
+def _warn_no_qa(scene_id: str, source: str, sensor: str, layers: str, assets: str) -> None:
+    """Say once per scene (not once per cell read) that it has no quality layer."""
+    log.warning("scene %s (%s): none of the %s quality layers %s is among its assets (%s); only the data "
+                "values flag its pixels", scene_id, source, sensor, layers, assets)
 
 
 def harmonize_dn(spec: SensorSpec, scene: SceneRef, data: np.ndarray, bands: tuple[BandSpec, ...]) -> None:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import re
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +32,9 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from ...credentials import redact
 from ...errors import InputDataError
-from ..hrefs import gdal_path, redact
+from ..hrefs import gdal_path
 
 #: GDAL settings of every read: no directory listings, merged range requests, a read cache, and a
 #: block cache of 512 MiB per process (given in bytes: rasterio reads small integers as bytes,
@@ -111,7 +112,7 @@ class _Pending:
     href: str
     src: np.ndarray  # (bands, h, w), native dtype
     transform: Affine
-    crs: object
+    crs: Any  # a rasterio CRS
     src_nodata: float | None  # None when the window holds no fill value
 
 
@@ -164,7 +165,7 @@ def read_many_onto(
             pending.append((n, todo))
     groups: dict[tuple, list[tuple[int, _Pending]]] = {}
     for n, todo in pending:
-        key = (todo.crs.to_wkt(), tuple(todo.transform), todo.src.shape[1:], todo.src.dtype.str)
+        key: tuple = (todo.crs.to_wkt(), tuple(todo.transform), todo.src.shape[1:], todo.src.dtype.str)
         if todo.src_nodata is not None:  # per-band nodata semantics: warp alone
             key = (n,)
         groups.setdefault(key, []).append((n, todo))
@@ -305,10 +306,11 @@ def _epsg_of(ds) -> int | None:
 
 
 def _first_line(e: Exception) -> str:
-    """First line of a GDAL error, without query strings: a signed href's SAS signature must not
-    reach an error message (and from there a log or a Prefect result)."""
+    """First line of a GDAL error. Callers :func:`~spectralearth_data.credentials.redact` it: a
+    signed href's SAS signature must not reach an error message (and from there a log or a
+    Prefect result)."""
     text = str(e).strip().splitlines()
-    return re.sub(r"\?[^\s'\"]*", "", text[0]) if text else type(e).__name__
+    return text[0] if text else type(e).__name__
 
 
 def forget_cached(path: str) -> None:

@@ -20,12 +20,10 @@ import numpy as np
 from pyproj import Transformer
 
 from ...catalog import BandSpec, SensorSpec
+from ...credentials import redact, request_headers
 from ...errors import InputDataError
 from .. import qa as qamod
 from ..hrefs import local_path
-
-#: Sources whose https hrefs need an Earthdata Login token (a bearer header, at read time only).
-EARTHDATA_SOURCES = ("earthdata-cmr",)
 
 
 @contextlib.contextmanager
@@ -40,27 +38,14 @@ def _open_h5(href: str, source: str | None = None):
         else:
             import fsspec
 
-            opts = {}
-            if source in EARTHDATA_SOURCES and href.startswith(("http://", "https://")):
-                from ...sources import earthdata_headers
-
-                opts["headers"] = earthdata_headers()  # used for this open only, never stored
+            # the source's read-time credentials (an Earthdata bearer token for ``auth:
+            # earthdata``): used for this open only, never stored
+            headers = request_headers(source, href)
+            opts = {"headers": headers} if headers else {}
             with fsspec.open(href, "rb", **opts) as fh, h5py.File(fh, "r") as f:
                 yield f
     except (OSError, ValueError) as e:
-        raise InputDataError(f"{_unsigned(href)}: cannot read EMIT NetCDF ({_scrub(e)})") from None
-
-
-def _unsigned(href: str) -> str:
-    return href.split("?", 1)[0]
-
-
-def _scrub(e: Exception) -> str:
-    """The error text without any query string (where signatures live) or bearer token."""
-    import re
-
-    text = re.sub(r"\?[^\s'\"]*", "", str(e))
-    return re.sub(r"Bearer\s+\S+", "Bearer ***", text)
+        raise InputDataError(f"{redact(href)}: cannot read EMIT NetCDF ({redact(str(e))})") from None
 
 
 def glt_lookup(f, geobox) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,5 +124,9 @@ def _emit_mask(spec, scene, line, sample, valid, shape) -> np.ndarray:
         if "mask" not in f:
             raise InputDataError(f"{href}: no 'mask' variable (is this an EMIT L2A MASK file?)")
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["sensor_band_parameters/mask_bands"][:]]
+        missing = [e.layer for e in spec.qa.entries if e.flags and e.layer not in names]
+        if missing:  # e.g. a V002 EMITL2AMASK file ("Cloud Flag"): reading it would flag nothing
+            raise InputDataError(f"{href}: mask_bands {names} lack the catalog's flag layers {missing} "
+                                 "(the catalog lists the EMITL2ARFL V001 mask band names)")
         layers = _sample(f["mask"], line, sample, valid, -9999.0)
     return qamod.layers_to_bits(spec.qa, {n: layers[i] for i, n in enumerate(names)}, shape)

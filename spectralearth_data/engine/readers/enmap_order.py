@@ -74,7 +74,7 @@ def parse_order_bands(xml_path: str) -> OrderBands:
             continue
         vals = {k: _child(el, names) for k, names in _TAGS.items()}
         try:
-            rows.append(tuple(float(vals[k]) if vals[k] is not None else np.nan for k in ("wavelength", "fwhm", "gain", "offset")))
+            rows.append(tuple(np.nan if (v := vals[k]) is None else float(v) for k in ("wavelength", "fwhm", "gain", "offset")))
         except ValueError as e:
             raise InputDataError(f"{xml_path}: band element <{el.tag}> has a non-numeric value ({e})") from None
     if not rows:
@@ -172,7 +172,8 @@ def read_order_scene(spec: SensorSpec, scene, geobox, bands: tuple[BandSpec, ...
         raise InputDataError(f"{p}: order METADATA.XML not found")
     assets = {**order_assets(p), **{k: v for k, v in scene.assets.items() if k != spec.data_asset}}
     found = order_assets(p)
-    if spec.data_asset not in found:
-        raise InputDataError(f"{p.parent}: no {spec.data_asset.upper()} raster beside the METADATA.XML")
-    assets[spec.data_asset] = found[spec.data_asset]  # type: ignore[index]
+    data_asset = str(spec.data_asset)
+    if data_asset not in found:
+        raise InputDataError(f"{p.parent}: no {data_asset.upper()} raster beside the METADATA.XML")
+    assets[data_asset] = found[data_asset]
     return read_cog_scene(spec, SceneRef(scene.scene_id, scene.source, assets, scene.item), geobox, bands)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from ..atomic import atomic_path
 from ..errors import ReleaseError
+from . import reader
 from . import store as st
-from .config import PIPELINE_VERSION
+from .store import PIPELINE_VERSION
 
 MANIFEST = "release.json"
 
@@ -22,8 +23,6 @@ def publish(store, release_id: str) -> Path:
     counts and licences, and a sha256 over the sorted patch hashes (``content_sha256``), so two
     stores with the same patches have the same content id whatever their row order.
     """
-    import zarr
-
     from .validate import validate_store
 
     store = Path(store)
@@ -32,8 +31,8 @@ def publish(store, release_id: str) -> Path:
         raise ReleaseError(f"{store}: {len(problems)} problem(s), not published; first: {problems[0]}")
     if not release_id or any(c in release_id for c in "/\\ "):
         raise ReleaseError(f"release id {release_id!r}: use a non-empty name without slashes or spaces")
-    root = zarr.open_group(str(store), mode="a", zarr_format=3, use_consolidated=False)
-    idx = st.read_index(store)
+    root = reader.open_group(store, mode="a")
+    idx = reader.read_index(store)
     sensors = {}
     for name, grp in idx.groupby("sensor", sort=True):
         sensors[name] = {
@@ -57,7 +56,7 @@ def publish(store, release_id: str) -> Path:
         "sensors": sensors,
         "licences": root.attrs.get("licences", {}),
         "content_sha256": content,
-        "index_parts": sorted(p.name for p, _ in st.iter_parts(store)),
+        "index_parts": sorted(p.name for p, _ in reader.iter_parts(store)),
     }
     root.attrs.update({"release_id": release_id, "published": manifest["published"]})
     st.consolidate(store)

@@ -3,16 +3,21 @@
 The loader reads one inner chunk (one patch) per product and sample. Through zarr each such
 read costs about 1 ms of CPU on this machine: a range read of the shard index and one of the
 chunk, each handed between the caller, zarr's event loop and its thread pool. On a 2-core
-machine that (with the hand-over of 29 tensors per batch, see ``data.Collate``) left the tiny
-preset waiting for data 27 % of the time. A :class:`ChunkReader`
+machine that (with the hand-over of 29 tensors per batch, see ``spectralearth_model.data.Collate``)
+left the tiny preset waiting for data 27 % of the time. A :class:`ChunkReader`
 parses the array's ``zarr.json`` once, reads each shard's index once (kept in a bounded cache,
 checked against its crc32c), and then serves a patch with one ``pread`` and one zstd decode.
 
-It reads exactly the layout zarr writes for a sharded array with its default codecs, which is
-what the engine writes: ``sharding_indexed`` with inner codecs ``bytes`` (+ ``zstd``), index
-codecs ``bytes`` + ``crc32c``, the index at the start or end, default chunk keys, one patch per
-inner chunk along the first axis. :func:`open_chunk_reader` returns None for anything else
-(another codec, a store that is not a local folder), and the caller reads through zarr.
+It reads the layout the writer (:mod:`.store`) creates, from its definitions
+(:func:`.layout.patch_array_spec`, :data:`.layout.COMPRESSORS`, :data:`.layout.SHARD_INDEX_LOCATION`):
+``sharding_indexed`` with inner codecs ``bytes`` (+ ``zstd``), index codecs ``bytes`` +
+``crc32c``, the index at the start or end, default chunk keys, one patch per inner chunk along
+the first axis. :func:`open_chunk_reader` returns None for anything else (another codec, a store
+that is not a local folder), and the caller reads through zarr; :func:`reads_writer_layout` says
+whether the writer's definitions are still a layout this reader serves (a test asserts it, so a
+codec change in the writer fails a test instead of silently sending the loader to zarr).
+
+Imports neither torch nor zarr (zarr only in :func:`reads_writer_layout`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spectralearth_data.errors import ReleaseError
+from ..errors import ReleaseError
+from .layout import patch_array_spec
 
 #: Shard indexes kept per array (each is 16 bytes per patch of the shard).
 INDEX_CACHE = 4096
@@ -43,7 +49,7 @@ class ChunkReader:
         inner = cfg["codecs"]
         endian = (inner[0].get("configuration") or {}).get("endian", "little")
         self.dtype = np.dtype(meta["data_type"]).newbyteorder("<" if endian == "little" else ">")
-        self.zstd = len(inner) == 2
+        self.zstd = len(inner) == 2  # the only compressor _supported lets through
         self.index_at_end = cfg.get("index_location", "end") == "end"
         self.index_nbytes = 16 * self.shard_len + 4
         fill = meta["fill_value"]
@@ -140,3 +146,17 @@ def _supported(meta: dict) -> bool:
     except TypeError:
         return False
     return True
+
+
+def reads_writer_layout(patch_shape: tuple[int, ...] = (3, 4, 4), dtype: str = "uint16",
+                        patches_per_shard: int = 2) -> bool:
+    """Whether an array created from the writer's definitions (:func:`.layout.patch_array_spec`)
+    is one :func:`open_chunk_reader` serves; False means the loader would read through zarr."""
+    import tempfile
+
+    import zarr
+
+    with tempfile.TemporaryDirectory() as d:
+        zarr.create_array(d, shape=(0, *patch_shape), dtype=dtype, fill_value=0, zarr_format=3,
+                          **patch_array_spec(patch_shape, patches_per_shard))
+        return _supported(json.loads((Path(d) / "zarr.json").read_text()))

@@ -8,21 +8,19 @@ import numpy as np
 
 from ..errors import ReleaseError
 from ..masks import INVALID
-from . import store as st
+from . import reader
 
 #: Wavelengths (nm) used for true-colour composites of optical and HSI products.
 RGB_NM = (650.0, 560.0, 480.0)
 
 
 def _decoded(root, sensor: str, row: int):
+    """(float32 (C, H, W) physical values of every stored band, NaN where there is no valid data;
+    (C,) wavelengths in nm, NaN where none) of one patch."""
     g = root[sensor]
-    a = g["data"].attrs
-    raw = g["data"][row].astype(np.float32)
+    raw = g["data"][row]
     mask = g["mask"][row]
-    val = raw * float(a.get("scale_factor", 1.0)) + float(a.get("add_offset", 0.0))
-    fill = g["data"].fill_value if ("_FillValue" in a or "missing_value" in a) else None
-    if fill is not None:
-        val[raw == fill] = np.nan
+    val = reader.decode_stored(raw, reader.cf_coding(g["data"], sensor))
     val[:, (mask & int(INVALID)) != 0] = np.nan
     wl = g["wavelength"][:] if "wavelength" in g else np.full(raw.shape[0], np.nan)
     return val, wl
@@ -40,14 +38,13 @@ def quicklook(store, cell_id: str, out_png) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import zarr
 
     store, out_png = Path(store), Path(out_png)
-    idx = st.read_index(store)
+    idx = reader.read_index(store)
     rows = idx[idx["cell_id"] == cell_id].sort_values("valid_fraction", ascending=False).drop_duplicates("sensor")
     if rows.empty:
         raise ReleaseError(f"{store}: no patches for cell {cell_id!r}")
-    root = zarr.open_group(str(store), mode="r", zarr_format=3, use_consolidated=False)
+    root = reader.open_group(store)
     hsi = [r for r in rows.itertuples() if root[r.sensor].attrs.get("kind") == "hsi"]
     n = len(rows) + (1 if hsi else 0)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)

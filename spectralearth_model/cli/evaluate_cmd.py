@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import InputDataError
+from spectralearth_data.errors import InputDataError
 
 
 def evaluate(
@@ -77,7 +77,3 @@ def _print_results(csv_path: Path) -> None:
     if not console.is_terminal:  # piped or captured: do not squeeze task names into 80 columns
         console = Console(width=140)
     console.print(table)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate)

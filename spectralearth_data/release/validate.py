@@ -15,19 +15,20 @@ import numpy as np
 
 from ..masks import INVALID, MaskFlag
 from ..schema import INDEX_COLUMNS
-from . import store as st
+from . import reader
+from .layout import LOCATIONS
+from .store import patch_sha256
 
 
 def validate_store(store, check_hashes: bool = True) -> list[str]:
     """Problems found in ``store`` (each a line naming the patch or file); empty = valid."""
     import geopandas as gpd
-    import zarr
 
     store = Path(store)
     if not (store / "zarr.json").exists():
         return [f"{store}: not a release store (no zarr.json)"]
     problems: list[str] = []
-    root = zarr.open_group(str(store), mode="r", zarr_format=3, use_consolidated=False)
+    root = reader.open_group(store)
     for key in ("release_id", "cell_m", "pipeline_version"):
         if key not in root.attrs:
             problems.append(f"{store}: root attribute {key!r} missing")
@@ -35,7 +36,7 @@ def validate_store(store, check_hashes: bool = True) -> list[str]:
     seen_row: set[tuple[str, int]] = set()
     cells: set[str] = set()
     try:
-        parts = list(st.iter_parts(store))
+        parts = list(reader.iter_parts(store))
     except Exception as e:  # a corrupt part file
         return problems + [f"{store}: unreadable index part ({e})"]
     arrays: dict[str, tuple] = {}
@@ -64,7 +65,7 @@ def _check_orphans(store: Path, parts) -> list[str]:
     for _, meta in parts:
         committed.setdefault(meta["sensor"], set()).add(int(meta["shard"]))
     out = []
-    for sensor in st.sensor_groups(store):
+    for sensor in reader.sensor_groups(store):
         for var in ("data", "mask"):
             chunks = store / sensor / var / "c"
             present = {int(p.name) for p in chunks.iterdir() if p.name.isdigit()} if chunks.is_dir() else set()
@@ -76,11 +77,10 @@ def _check_orphans(store: Path, parts) -> list[str]:
 
 
 def _arrays(root, sensor: str, arrays: dict):
+    """(data, mask, fill value per band) of ``sensor``, opened once per validation."""
     if sensor not in arrays:
         g = root[sensor]
-        a = g["data"].attrs
-        fill = g["data"].fill_value if ("_FillValue" in a or "missing_value" in a) else None
-        arrays[sensor] = (g["data"], g["mask"], fill)
+        arrays[sensor] = (g["data"], g["mask"], reader.cf_coding(g["data"], sensor).fill)
     return arrays[sensor]
 
 
@@ -113,14 +113,13 @@ def _check_row(r, root, arrays, meta, seen_pid, seen_row, check_hashes, part) ->
         m = mask[row]
     except Exception as e:  # a torn or overwritten shard fails in the codec (zstd, crc32c, ...)
         return out + [f"{pid}: row {row} of {r.sensor} cannot be decoded (torn shard?): {type(e).__name__}: {_first_line(e)}"]
-    if check_hashes and st.patch_sha256(patch) != r.sha256:
+    if check_hashes and patch_sha256(patch) != r.sha256:
         out.append(f"{pid}: sha256 of row {row} does not match the index (torn or overwritten patch)")
     if patch.dtype.kind == "f" and not np.isfinite(patch).all():
         out.append(f"{pid}: non-finite values (NaN/inf) in row {row}; missing pixels must hold the fill value")
-    if fill is not None:
-        empty = np.all(patch == fill, axis=0)
-        if (empty & ((m & int(MaskFlag.NODATA)) == 0)).any():
-            out.append(f"{pid}: pixels with no data are not flagged nodata in the mask")
+    empty = reader.empty_pixels(patch, fill)  # all False for a product without a fill value
+    if (empty & ((m & int(MaskFlag.NODATA)) == 0)).any():
+        out.append(f"{pid}: pixels with no data are not flagged nodata in the mask")
     vf = float(((m & int(INVALID)) == 0).mean())
     if abs(vf - float(r.valid_fraction)) > 1e-6:
         out.append(f"{pid}: valid_fraction {r.valid_fraction:.4f} but the mask says {vf:.4f}")
@@ -130,7 +129,7 @@ def _check_row(r, root, arrays, meta, seen_pid, seen_row, check_hashes, part) ->
 def _check_locations(store: Path, cells: set[str]) -> list[str]:
     import geopandas as gpd
 
-    path = store / st.LOCATIONS
+    path = store / LOCATIONS
     if not cells:
         return []
     if not path.exists():

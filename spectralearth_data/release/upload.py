@@ -4,7 +4,7 @@ Tiling writes to a POSIX folder (atomic renames, a ``flock`` writer lock); a fin
 store is then copied up with this command. Object stores have no rename, so the copy keeps the
 remote release consistent for readers by its *order*:
 
-1. chunk/shard objects of every array (immutable once committed, see ``store.py``);
+1. chunk/shard objects of every array (immutable once committed, see :mod:`.store`);
 2. any other file of the store;
 3. Zarr metadata: ``zarr.json`` of the arrays, then of the groups (deepest first), the root last,
    so the root's consolidated metadata never names an array whose chunks are not there yet;
@@ -28,21 +28,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit, urlunsplit
 
 from fsspec.callbacks import Callback
 
+from ..credentials import env_secrets, redact, redact_url, secret_values
 from ..errors import InputDataError, ReleaseError
 from ..progress import progress_bar
-from . import store as st
-from .hrefs import redact
-from .release import MANIFEST
+from . import reader
+from .publish import MANIFEST
+from .layout import LOCATIONS
 
 #: Files at most this big are compared byte for byte with the remote copy (metadata, index
 #: parts, the manifest); bigger ones, and all chunks, by size only.
@@ -53,9 +52,6 @@ CONCURRENCY = 8
 
 #: Upload stages, in order (see the module docstring).
 STAGES = ("chunks", "other", "array metadata", "group metadata", "index parts", "locations", "manifest")
-
-#: Option names whose values are secrets (matched as substrings of the lower-cased key).
-_SECRET_KEYS = ("key", "secret", "token", "password", "credential", "sas", "connection_string", "signature")
 
 
 @dataclass
@@ -82,16 +78,9 @@ class _File:
 
 
 def safe_url(url: str) -> str:
-    """``url`` without query string, fragment or user info (where credentials may travel)."""
-    u = urlsplit(url)
-    if not u.scheme or len(u.scheme) == 1:  # a local path (or a Windows drive letter)
-        return redact(url)
-    netloc = u.netloc
-    if "@" in netloc:
-        user, host = netloc.rsplit("@", 1)
-        # abfs://container@account... carries no secret; user:password@host does
-        netloc = f"<redacted>@{host}" if ":" in user else netloc
-    return redact(urlunsplit((u.scheme, netloc, u.path, "", "")))
+    """``url`` without query string, fragment or password (where credentials may travel); see
+    :func:`~spectralearth_data.credentials.redact_url`."""
+    return redact_url(url)
 
 
 def parse_storage_options(pairs: Iterable[str]) -> dict:
@@ -143,7 +132,7 @@ def upload(
     manifest = _check_store(store)
     dest = safe_url(url)
     options = storage_options or {}
-    secrets = _secret_values(options) + _env_secrets()
+    secrets = secret_values(options) + env_secrets()
     fs, root = _open_fs(url, options, dest)
     _refuse_self_copy(fs, root, store, dest)
     files = _local_files(store)
@@ -196,7 +185,7 @@ def _check_store(store: Path) -> dict:
         raise ReleaseError(f"{path}: unreadable manifest (not a JSON object)")
     if is_locked(store):
         raise ReleaseError(f"{store}: a curate/tile run is writing this store; upload it once that run has finished")
-    parts = sorted(p.name for p in (store / st.PARTS_DIR).glob("part-*.parquet"))
+    parts = [p.name for p in reader.part_paths(store)]
     if parts != sorted(manifest.get("index_parts", [])):
         raise ReleaseError(
             f"{store}: index parts differ from those in {MANIFEST} (the store changed after it was "
@@ -231,7 +220,7 @@ def _local_files(store: Path) -> list[_File]:
         depth = len(rel.parts)
         if s == MANIFEST:
             stage, level = "manifest", 0
-        elif s == st.LOCATIONS:
+        elif s == LOCATIONS:
             stage, level = "locations", 0
         elif s.startswith("index/"):
             stage, level = "index parts", 0
@@ -405,30 +394,10 @@ def _put_one(fs, local: Path, target: str, callback, remote) -> None:
     callback.finish()
 
 
-def _secret_values(options: dict) -> list[str]:
-    """String values of the secret-looking options (at any depth), to scrub from messages."""
-    out = []
-    for k, v in options.items():
-        if isinstance(v, dict):
-            out += _secret_values(v)
-        elif isinstance(v, str) and len(v) >= 4 and any(s in k.lower() for s in _SECRET_KEYS):
-            out.append(v)
-    return out
-
-
-def _env_secrets() -> list[str]:
-    """Credentials the backends read from the environment (AWS_*, AZURE_*, GOOGLE_*)."""
-    return [v for k, v in os.environ.items()
-            if k.startswith(("AWS_", "AZURE_", "GOOGLE_", "GCS_")) and len(v) >= 4
-            and any(s in k.lower() for s in _SECRET_KEYS)]
-
-
 def _remote_message(e: Exception, dest: str, what: str, secrets: list[str]) -> str:
     """One line naming the URL and what went wrong, without credentials."""
     detail = " ".join(str(e).split()) or type(e).__name__
-    for s in secrets:
-        detail = detail.replace(s, "<redacted>")
-    detail = redact(detail)[:300]
+    detail = redact(detail, secrets)[:300]
     if isinstance(e, PermissionError) or "AccessDenied" in detail or "InvalidAccessKeyId" in detail \
             or "SignatureDoesNotMatch" in detail or "Forbidden" in detail:
         kind = "access denied; check the credentials (environment or --storage-option) and their rights"

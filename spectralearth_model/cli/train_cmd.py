@@ -10,29 +10,30 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
 def train(
-    release: Path = typer.Option(..., "--release", help="The <release>.zarr store to train on."),  # noqa: B008
-    out: Path = typer.Option(..., "--out", help="Run folder (checkpoint, metrics.csv/png, encoder.pt)."),  # noqa: B008
-    preset: str = typer.Option("tiny", "--preset", help="Model preset: tiny, small, base."),
-    steps: int = typer.Option(1000, "--steps", help="Total optimizer steps."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Samples per micro-batch per rank."),
-    workers: int = typer.Option(2, "--workers", help="DataLoader worker processes per rank."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint.pt."),
-    sensors: str | None = typer.Option(None, "--sensors", help="Comma-separated products (default: the preset's)."),
-    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate."),
-    warmup_steps: int = typer.Option(100, "--warmup-steps", help="Linear warmup steps."),
-    accum_steps: int = typer.Option(1, "--accum-steps", help="Micro-batches per optimizer step."),
-    checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Checkpoint every N steps."),
-    seed: int = typer.Option(0, "--seed", help="Seed of init, sample stream and views."),
-    crop_m: float | None = typer.Option(None, "--crop-m", help="Aligned random crop side in metres."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    stop_at: int | None = typer.Option(None, "--stop-at", help="End after step N with a checkpoint; --resume later."),
-    show_config: bool = typer.Option(False, "--show-config", help="Print the resolved config and exit."),
+    release: Annotated[Path, typer.Option("--release", help="The <release>.zarr store to train on.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder (checkpoint, metrics.csv/png, encoder.pt).")],
+    preset: Annotated[str, typer.Option("--preset", help="Model preset: tiny, small, base.")] = "tiny",
+    steps: Annotated[int, typer.Option("--steps", help="Total optimizer steps.")] = 1000,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per micro-batch per rank.")] = 8,
+    workers: Annotated[int, typer.Option("--workers", help="DataLoader worker processes per rank.")] = 2,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from <out>/checkpoint.pt.")] = False,
+    sensors: Annotated[str | None, typer.Option("--sensors", help="Comma-separated products (default: the preset's).")] = None,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1e-3,
+    warmup_steps: Annotated[int, typer.Option("--warmup-steps", help="Linear warmup steps.")] = 100,
+    accum_steps: Annotated[int, typer.Option("--accum-steps", help="Micro-batches per optimizer step.")] = 1,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Checkpoint every N steps.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of init, sample stream and views.")] = 0,
+    crop_m: Annotated[float | None, typer.Option("--crop-m", help="Aligned random crop side in metres.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    stop_at: Annotated[int | None, typer.Option("--stop-at", help="End after step N with a checkpoint; --resume later.")] = None,
+    show_config: Annotated[bool, typer.Option("--show-config", help="Print the resolved config and exit.")] = False,
 ) -> None:
     """Pretrain SpectralEarth-FM (JEPA) on a release; resumable, torchrun-ready."""
     from spectralearth_model.train import TrainConfig
@@ -75,7 +76,3 @@ def _print_summary(s) -> None:
     for k, v in rows:
         table.add_row(k, v)
     Console().print(table)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("train")(train)

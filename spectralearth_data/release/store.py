@@ -1,4 +1,4 @@
-"""The release store (DESIGN.md, "The release store"): Zarr v3 groups + GeoParquet index parts.
+"""The release writer (DESIGN.md, "The release store"): Zarr v3 groups + GeoParquet index parts.
 
 Layout::
 
@@ -11,13 +11,16 @@ Layout::
     <store>/index/patches/part-<sensor>-<shard>.parquet
     <store>/index/locations.parquet     one row per cell; ``sensors`` '+'-joined (e.g. "enmap+s2")
 
+The layout's definition (paths, codecs, chunking) is :mod:`.layout`: the writer creates every
+array from it, and the readers (:mod:`.reader`, :mod:`.shards`) read by it.
+
 Commit protocol. One task writes one shard (``patches_per_shard`` rows of N) of one sensor, then
 writes its index part to a temporary name and renames it into place. The part is the "done"
 marker: rows of a shard are meaningful only once its part exists, so the index never points at
-torn data. A rerun reads the parts, skips every patch already attempted (kept or dropped: the
-part's metadata lists both), and hands the shard slots without a part to new tasks, which
-rewrite those shards whole. Shards with a part are never written again, so appending a region or
-rerunning never rewrites committed data.
+torn data. A rerun reads the parts (:func:`.reader.committed`), skips every patch already
+attempted (kept or dropped: the part's metadata lists both), and hands the shard slots without a
+part to new tasks, which rewrite those shards whole. Shards with a part are never written again,
+so appending a region or rerunning never rewrites committed data.
 """
 
 from __future__ import annotations
@@ -38,13 +41,12 @@ from ..catalog import BandSpec, SensorSpec
 from ..errors import ReleaseError
 from ..masks import MaskFlag
 from ..schema import INDEX_COLUMNS, LOCATION_COLUMNS
-from .config import PIPELINE_VERSION
+from .layout import LOCATIONS, PART_META_KEY, PARTS_DIR, part_name, patch_array_spec
 
-PARTS_DIR = "index/patches"
-LOCATIONS = "index/locations.parquet"
-#: Parquet key-value metadata of a part: the task's shard and every patch id it attempted.
-PART_META_KEY = b"spectralearth:part"
-
+#: Version of the code that writes releases (the tiling engine and this writer), written into
+#: every index row, the store attributes and the manifest. Bump it whenever the bytes written for
+#: the same inputs change.
+PIPELINE_VERSION = "spectralearth-engine/0.2.0"
 
 @dataclass(frozen=True)
 class GroupLayout:
@@ -61,11 +63,7 @@ class GroupLayout:
 def patch_sha256(data: np.ndarray) -> str:
     """The ``sha256`` of the index: of a patch's C-order bytes (hashed in place, no copy for a
     contiguous patch)."""
-    return hashlib.sha256(memoryview(np.ascontiguousarray(data)).cast("B")).hexdigest()
-
-
-def part_name(sensor: str, shard: int) -> str:
-    return f"part-{sensor}-{shard:06d}.parquet"
+    return hashlib.sha256(memoryview(np.ascontiguousarray(data)).cast("B")).hexdigest()  # type: ignore[arg-type]
 
 
 def _now() -> str:
@@ -76,9 +74,11 @@ def open_root(store: Path, cell_m: int, release_id: str | None = None, create: b
     """Open (or create) the store's root group, checking that its ``cell_m`` matches."""
     import zarr
 
+    from .reader import open_group
+
     store = Path(store)
     if (store / "zarr.json").exists():
-        root = zarr.open_group(str(store), mode="a", zarr_format=3, use_consolidated=False)
+        root = open_group(store, mode="a")
         have = root.attrs.get("cell_m")
         if have is not None and int(have) != int(cell_m):
             raise ReleaseError(f"{store}: store has cell_m={have} but the plan has cell_m={cell_m}")
@@ -167,11 +167,11 @@ def ensure_group(root, spec: SensorSpec, bands: tuple[BandSpec, ...], layout: Gr
     g = root.require_group(name)
     g.attrs.update({"sensor": name, "kind": spec.kind, "gsd_m": spec.gsd_m, "patch_px": P})
     g.create_array(
-        "data", shape=(0, C, P, P), chunks=(1, C, P, P), shards=(k, C, P, P), dtype=layout.dtype,
+        "data", shape=(0, C, P, P), **patch_array_spec((C, P, P), k), dtype=layout.dtype,
         fill_value=layout.fill, dimension_names=("patch", "band", "y", "x"), attributes=cf_attrs(spec, bands),
     )
     g.create_array(
-        "mask", shape=(0, P, P), chunks=(1, P, P), shards=(k, P, P), dtype="uint8",
+        "mask", shape=(0, P, P), **patch_array_spec((P, P), k), dtype="uint8",
         fill_value=int(MaskFlag.NODATA), dimension_names=("patch", "y", "x"),
         attributes={"long_name": "quality flags", "flag_masks": [int(f) for f in MaskFlag],
                     "flag_meanings": " ".join(f.name.lower() for f in MaskFlag)},  # type: ignore[union-attr]
@@ -213,7 +213,7 @@ def write_shard(store: Path, sensor: str, shard: int, data: np.ndarray, mask: np
 
     d = zarr.open_array(str(store), path=f"{sensor}/data", mode="r+")
     m = zarr.open_array(str(store), path=f"{sensor}/mask", mode="r+")
-    k = d.shards[0]
+    k = d.shards[0]  # type: ignore[index]  # every array the writer creates is sharded
     if data.shape[0] != k or mask.shape[0] != k:
         raise ValueError(f"a shard holds {k} patches, got {data.shape[0]}")
     d[shard * k : (shard + 1) * k] = data
@@ -247,28 +247,6 @@ def _to_arrow(gdf):
     return _geopandas_to_arrow(gdf, index=False)
 
 
-def iter_parts(store: Path) -> Iterator[tuple[Path, dict]]:
-    """(path, metadata) of every committed index part."""
-    parts = Path(store) / PARTS_DIR
-    if not parts.is_dir():
-        return
-    for p in sorted(parts.glob("part-*.parquet")):
-        meta = pq.read_schema(p).metadata or {}
-        if PART_META_KEY not in meta:
-            raise ReleaseError(f"{p}: index part without SpectralEarth metadata")
-        yield p, json.loads(meta[PART_META_KEY])
-
-
-def committed(store: Path) -> tuple[set[str], dict[str, set[int]]]:
-    """(patch ids already attempted, committed shard ids per sensor)."""
-    done: set[str] = set()
-    shards: dict[str, set[int]] = {}
-    for _, meta in iter_parts(store):
-        done.update(meta["attempted"])
-        shards.setdefault(meta["sensor"], set()).add(int(meta["shard"]))
-    return done, shards
-
-
 def clean_temporaries(store: Path) -> int:
     """Remove temp files left by a killed run (never a committed part)."""
     n = 0
@@ -278,24 +256,12 @@ def clean_temporaries(store: Path) -> int:
     return n
 
 
-def read_index(store: Path):
-    """All index rows of the store as one GeoDataFrame (empty with INDEX_COLUMNS if none)."""
-    import geopandas as gpd
-    import pandas as pd
-
-    paths = [p for p, _ in iter_parts(store)]
-    frames = [gpd.read_parquet(p) for p in paths]
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return gpd.GeoDataFrame({c: [] for c in INDEX_COLUMNS}, geometry="geometry", crs="EPSG:4326")
-    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
-
-
 def write_locations(store: Path, cell_m: int) -> int:
     """Rebuild index/locations.parquet (one row per cell with its sensors) from the index."""
     import geopandas as gpd
 
     from ..grid import parse_cell_id
+    from .reader import read_index
 
     idx = read_index(store)
     rows = []
@@ -310,11 +276,6 @@ def write_locations(store: Path, cell_m: int) -> int:
     return len(gdf)
 
 
-def sensor_groups(store: Path) -> list[str]:
-    """Names of the sensor groups present in ``store`` (folders with a zarr.json)."""
-    return sorted(p.name for p in Path(store).iterdir() if p.is_dir() and (p / "zarr.json").exists())
-
-
 def consolidate(store: Path) -> None:
     """Write consolidated metadata into the ``zarr.json`` of the root and of each sensor group, so
     readers on object storage or plain HTTP (which cannot list folders) open a group in one request.
@@ -325,6 +286,8 @@ def consolidate(store: Path) -> None:
     import warnings
 
     import zarr
+
+    from .reader import sensor_groups
 
     with warnings.catch_warnings():
         # zarr warns that consolidation is not in the v3 spec yet, and about index/ (not zarr)
