@@ -7,6 +7,34 @@ tool. Hrefs are always *unsigned*: signing and tokens are applied only when a re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+
+def stac_epsg(fields: Mapping[str, Any]) -> int | None:
+    """The EPSG code stated by a STAC item's properties or one asset (the ``epsg`` column):
+    ``proj:epsg`` (STAC 1.0) when it is a number, else ``proj:code`` ``"EPSG:<n>"`` (STAC 1.1).
+
+    Providers differ in how they write it: DLR's DESIS items carry ``"proj:epsg": null`` beside
+    ``"proj:code": "EPSG:32611"``, and DLR writes other numbers as text (``"enmap:tileID": "33"``,
+    ``"raster:nodata": "null"``). A number given as text counts; a null, ``"null"`` or any other
+    text falls through to ``proj:code``; None when neither names a code.
+    """
+    epsg = fields.get("proj:epsg")
+    if isinstance(epsg, str) and epsg.strip().isdigit():
+        epsg = int(epsg.strip())
+    if isinstance(epsg, float) and epsg.is_integer():
+        epsg = int(epsg)
+    if isinstance(epsg, int) and not isinstance(epsg, bool) and epsg > 0:
+        return epsg
+    code = fields.get("proj:code")
+    if isinstance(code, str):
+        auth, _, number = code.strip().partition(":")
+        if auth.upper() == "EPSG" and number.strip().isdigit():
+            return int(number.strip())
+    return None
+
+
 #: The scene table every source returns (a GeoDataFrame, geometry in EPSG:4326).
 SCENE_COLUMNS: tuple[str, ...] = (
     "scene_id",  # provider's item / granule id

@@ -202,8 +202,10 @@ def encode_qa(qa: QASpec, cond: Conditions, vegetated: np.ndarray) -> dict[str, 
     """The QA layer(s) of the product in its native encoding, keyed by layer name.
 
     ``classes`` (S2 SCL-like): one class per pixel; ``bits`` (Landsat QA_PIXEL-like): one bit per
-    entry whose flags hold; ``layers``: a 0/1 layer per entry (``qa.asset`` first). The values
-    come from the catalog entries, so the encoding is what the pipeline's QA reader decodes.
+    entry whose flags hold; ``layers``: a 0/1 layer per entry (``qa.asset`` first), or, where the
+    entries name bands (DESIS QL_QUALITY-2), one ``(bands, H, W)`` raster keyed ``qa.asset`` with
+    each layer at its band (layers without flags stay 0). The values come from the catalog
+    entries, so the encoding is what the pipeline's QA reader decodes.
     """
     flags = mask_flags(cond)
     if qa.kind == "classes":
@@ -237,4 +239,9 @@ def encode_qa(qa: QASpec, cond: Conditions, vegetated: np.ndarray) -> dict[str, 
     layers: dict[str, np.ndarray] = {}
     for e in qa.entries:
         layers[str(e.layer)] = _flag_mask(flags, e.flags).astype(qa.dtype)
+    if qa.banded:
+        stack = np.zeros((max(int(e.band) for e in qa.entries), *cond.valid.shape), dtype=qa.dtype)  # type: ignore[arg-type]
+        for e in qa.entries:
+            stack[int(e.band) - 1] = layers[str(e.layer)]  # type: ignore[arg-type]
+        return {qa.asset: stack}
     return layers

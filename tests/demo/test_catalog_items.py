@@ -23,7 +23,7 @@ def expected_keys(name: str) -> set[str]:
     keys = {demo_key(s, s.data_asset)} if s.data_asset else {demo_key(s, b.asset) for b in s.bands}
     if s.qa is not None:
         keys.add(demo_key(s, s.qa.asset))
-        if s.qa.kind == "layers" and s.name != "emit":  # DLR: one COG per quality layer
+        if s.qa.kind == "layers" and s.name != "emit" and not s.qa.banded:  # EnMAP: one COG per quality layer
             keys |= {demo_key(s, e.layer) for e in s.qa.entries}
     return keys
 

@@ -14,6 +14,7 @@ from shapely.geometry import Point, Polygon
 
 from spectralearth_data.catalog import catalog_root, load_sensor
 from spectralearth_data.demo import make_demo_scenes
+from spectralearth_data.demo.scenes import demo_key
 from spectralearth_data.demo.stac_items import collection_id
 
 
@@ -28,6 +29,15 @@ def _asset(item, key) -> Path:
 def _read(item, key):
     with rasterio.open(_asset(item, key)) as ds:
         return ds.read(1), ds.transform
+
+
+def _qa_layers(item, spec) -> dict[str, np.ndarray]:
+    """An HSI item's quality layers by catalog layer name: one COG per layer (EnMAP), or the
+    bands of the one QA COG (DESIS QL_QUALITY-2 layout)."""
+    if spec.qa.banded:
+        with rasterio.open(_asset(item, demo_key(spec, spec.qa.asset))) as ds:
+            return {e.layer: ds.read(e.band) for e in spec.qa.entries}
+    return {e.layer: _read(item, demo_key(spec, e.layer))[0] for e in spec.qa.entries}
 
 
 def _bad_values(sensor_name: str, flags: set[str]) -> set[int]:
@@ -76,17 +86,32 @@ def test_hsi_quality_layers_flag_clouds_and_nodata(demo_items):
         s = load_sensor(name)
         item = max(_items(demo_items, name), key=lambda it: it["properties"]["eo:cloud_cover"])
         layer = {e.layer: set(e.flags) for e in s.qa.entries}
-        cloud_key = next(k for k, f in layer.items() if f == {"cloud"})
-        nodata_key = next(k for k, f in layer.items() if f == {"nodata"})
-        assert _read(item, cloud_key)[0].mean() > 0.02
+        cloud_keys = [k for k, f in layer.items() if f == {"cloud"}]
+        assert max(_qa_layers(item, s)[k].mean() for k in cloud_keys) > 0.02
+        nodata_key = next((k for k, f in layer.items() if f == {"nodata"}), None)
+        if nodata_key is None:  # DESIS QL_QUALITY-2 has no fill layer: nodata is the cube's fill
+            continue
         with rasterio.open(_asset(item, s.data_asset)) as ds:
             cube_nodata = ds.read(1) == ds.nodata
         other = next(it for it in _items(demo_items, name) if it is not item)
         for it in (item, other):
-            mask, _ = _read(it, nodata_key)
+            mask = _qa_layers(it, s)[nodata_key]
             with rasterio.open(_asset(it, s.data_asset)) as ds:
                 assert np.array_equal(mask == 1, ds.read(1) == ds.nodata)
-        assert cube_nodata.any() or (_read(other, nodata_key)[0] == 1).any()
+        assert cube_nodata.any() or (_qa_layers(other, s)[nodata_key] == 1).any()
+
+
+def test_desis_quality_is_one_raster_in_the_ql_quality_2_band_order(demo_items):
+    """The demo writes DESIS QA as DLR does: one multi-band QL_QUALITY-2-like COG, with the
+    catalog's layers at their bands (cloud over land and over water are bands 6 and 7)."""
+    s = load_sensor("desis")
+    item = max(_items(demo_items, "desis"), key=lambda it: it["properties"]["eo:cloud_cover"])
+    assert not {e.layer for e in s.qa.entries} & set(item["assets"])
+    with rasterio.open(_asset(item, demo_key(s, s.qa.asset))) as ds:
+        assert ds.count == max(e.band for e in s.qa.entries) == 10
+        assert list(ds.descriptions[:8]) == ["shadow", "land", "snow", "haze_land", "haze_water",
+                                             "cloud_land", "cloud_water", "water"]
+        assert ds.read(6).mean() > 0.02 and ds.read(1).max() == 1
 
 
 def _clear_s2_mean(item, band, box):
@@ -121,7 +146,9 @@ def test_s2_agrees_with_desis_convolved_to_the_s2_srf(demo_items, band, column):
         cube = ds.read().astype(float)
         dtr = ds.transform
     layer = {e.layer: set(e.flags) for e in desis.qa.entries}
-    d_bad = sum(_read(d_item, k)[0] for k, f in layer.items() if f & {"nodata", "cloud", "cloud_shadow"}) > 0
+    qa = _qa_layers(d_item, desis)
+    d_bad = sum(qa[k] for k, f in layer.items() if f & {"nodata", "cloud", "cloud_shadow"}) > 0
+    d_bad |= cube[0] == desis.bands[0].nodata  # DESIS QL_QUALITY-2 has no fill layer
     # S2 pixel block under each DESIS pixel (grids nested: DESIS origin is a multiple of 30 m).
     c0 = round((dtr.c - tr.c) / 10.0)
     r0 = round((tr.f - dtr.f) / 10.0)
@@ -220,7 +247,7 @@ def test_emit_netcdf_layout_and_glt(demo_items):
 def test_emit_mask_has_named_layers_and_clouds(demo_items):
     emit = load_sensor("emit")
     item = max(_items(demo_items, "emit"), key=lambda it: it["properties"]["eo:cloud_cover"])
-    with h5netcdf.File(_asset(item, emit.qa.asset), "r") as f:
+    with h5netcdf.File(_asset(item, demo_key(emit, emit.qa.asset)), "r") as f:  # CMR-STAC key data2
         names = [n.decode() if isinstance(n, bytes) else n for n in f["sensor_band_parameters/mask_bands"][:]]
         mask = f["mask"][:]
     assert names == [e.layer for e in emit.qa.entries]

@@ -14,7 +14,9 @@ FIX = REPO / "tests/data/fixtures"
 PC_ITEMS = FIX / "stac/planetary_computer/items"
 COLORADO = FIX / "stac/earth_search/colocated_colorado_20231008"
 EMIT_ITEMS = FIX / "emit/emit_cmr_stac_L1BRAD_L2ARFL_20240201T174151_2403212_032.geojson"
-CMR_RECORDS = REPO / "tests/data/cmr/emit_granules.umm.json"
+#: The recorded real CMR response (3 EMITL2ARFL V001 granules, UMM-G as earthaccess returned them;
+#: tests/data/fixtures/MANIFEST.md). The replay server serves these records unchanged.
+CMR_RECORDS = FIX / "emit/emit_l2a_umm_3granules.json"
 
 
 def write_region(path: Path, bbox: tuple[float, float, float, float], name: str = "test") -> Path:

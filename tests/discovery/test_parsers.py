@@ -7,14 +7,15 @@ import math
 from datetime import UTC, datetime
 
 import pytest
-from discovery_helpers import COLORADO, EMIT_ITEMS, PC_ITEMS
+from discovery_helpers import COLORADO, EMIT_ITEMS, FIX, PC_ITEMS
 
 from spectralearth_data.catalog import load_sensor
 from spectralearth_data.errors import SourceError
-from spectralearth_data.schema import SCENE_COLUMNS
+from spectralearth_data.schema import SCENE_COLUMNS, stac_epsg
 from spectralearth_data.sources.base import (
     item_rows,
     matches_query,
+    parse_epsg,
     parse_footprint,
     scenes_frame,
     to_utc,
@@ -73,6 +74,49 @@ def test_emit_cmr_stac_item_has_no_epsg_and_data_assets():
     rows = item_rows(item, [load_sensor("emit")], "local", "eo:cloud_cover")
     assert rows[0]["epsg"] is None and rows[0]["cloud_cover"] == 31
     assert set(json.loads(rows[0]["assets"])) >= {"data", "data1", "data2"}
+
+
+def test_dlr_desis_item_with_null_proj_epsg_and_text_numbers():
+    """Recorded DLR DESIS item: "proj:epsg": null beside "proj:code": "EPSG:32611", numbers as
+    text ("desis:nodata": "-32768"), proj:* only on the `image` asset."""
+    item = json.loads((FIX / "dlr/desis_l2a_search_3items.json").read_text())["features"][0]
+    props = item["properties"]
+    assert props["proj:epsg"] is None and props["desis:nodata"] == "-32768"
+    rows = item_rows(item, [load_sensor("desis")], "dlr-geoservice", "eo:cloud_cover")
+    assert rows[0]["epsg"] == 32611
+    assert rows[0]["cloud_cover"] == pytest.approx(props["eo:cloud_cover"])
+    assert json.loads(rows[0]["properties"])["desis:nodata"] == "-32768"  # kept as recorded
+    assert set(json.loads(rows[0]["assets"])) == {"image", "quality", "quality2", "metadata", "overview", "thumbnail"}
+    # with no item-level CRS at all, the one asset that states it (image) decides
+    bare = {k: v for k, v in props.items() if not k.startswith("proj:")}
+    assert parse_epsg(bare) is None and parse_epsg(bare, item["assets"]) == 32611
+
+
+def test_dlr_enmap_item_text_numbers_and_int_cloud_cover():
+    item = json.loads((FIX / "dlr/enmap_l2a_search_3items.json").read_text())["features"][0]
+    props = item["properties"]
+    assert props["raster:nodata"] == "null" and props["enmap:tileID"] == "33"
+    rows = item_rows(item, [load_sensor("enmap")], "dlr-geoservice", "eo:cloud_cover")
+    assert rows[0]["epsg"] == 32632 and rows[0]["cloud_cover"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "epsg"),
+    [
+        ({"proj:epsg": 32632}, 32632),
+        ({"proj:epsg": None, "proj:code": "EPSG:32611"}, 32611),
+        ({"proj:epsg": "32633"}, 32633),
+        ({"proj:epsg": 32634.0}, 32634),
+        ({"proj:epsg": "null", "proj:code": "epsg:32635"}, 32635),
+        ({"proj:epsg": True}, None),
+        ({"proj:code": "EPSG:not-a-code"}, None),
+        ({"proj:code": "IAU_2015:30100"}, None),
+        ({"proj:wkt2": "PROJCS[...]"}, None),
+        ({}, None),
+    ],
+)
+def test_stac_epsg_reads_proj_epsg_or_proj_code(fields, epsg):
+    assert stac_epsg(fields) == epsg
 
 
 @pytest.mark.parametrize("broken", ["no-geometry", "no-assets", "empty-geometry"])

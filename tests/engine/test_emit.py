@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import h5netcdf
 import h5py
 import numpy as np
+import pytest
 import xarray as xr
 from pyproj import Transformer
 
 from spectralearth_data.catalog import load_sensor
-from spectralearth_data.engine import tile, validate
+from spectralearth_data.engine import tile
+from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.engine.readers import SceneRef, read_scene
+from spectralearth_data.errors import InputDataError
 from spectralearth_data.masks import MaskFlag
 
 from .synth import demo_cells, item, plan_rows
 
 FILL = -9999.0
+#: The recorded real CMR response of 3 EMITL2ARFL V001 granules (tests/data/fixtures/MANIFEST.md).
+RECORDED_CMR = Path(__file__).resolve().parents[1] / "data/fixtures/emit/emit_l2a_umm_3granules.json"
 
 
 def _ortho_grid(cells, res=0.0005):
@@ -34,9 +42,15 @@ def value_at(lon, lat, band):
     return 0.1 + 5.0 * (lon - 13.0) + 3.0 * (lat - 52.3) + 0.001 * band
 
 
-def write_emit(tmp_path, cells, nbands=285, cloud_rows=0):
+#: EMITL2ARFL V001 ``sensor_band_parameters/mask_bands`` (catalogs/ATTRIBUTION.md).
+V001_MASK_BANDS = ["Cloud flag", "Cirrus flag", "Water flag", "Spacecraft Flag", "Dilated Cloud Flag", "AOD550",
+                   "H2O (g cm-2)", "Aggregate Flag"]
+
+
+def write_emit(tmp_path, cells, nbands=285, cloud_rows=0, names=V001_MASK_BANDS):
     """An EMIT-like RFL + MASK pair: the swath is the ortho grid transposed and flipped, so the
-    GLT is a non-trivial permutation (1-based, 0 = no data at the grid's left edge)."""
+    GLT is a non-trivial permutation (1-based, 0 = no data at the grid's left edge). Returns the
+    assets under our keys (``data``, ``mask``) and the ortho geotransform."""
     gt, ny, nx = _ortho_grid(cells)
     oy, ox = np.mgrid[0:ny, 0:nx]
     lon = gt[0] + (ox + 0.5) * gt[1]
@@ -61,7 +75,6 @@ def write_emit(tmp_path, cells, nbands=285, cloud_rows=0):
         loc.dimensions = {"ortho_y": ny, "ortho_x": nx}
         loc.create_variable("glt_x", ("ortho_y", "ortho_x"), data=glt_x.astype(np.int32))
         loc.create_variable("glt_y", ("ortho_y", "ortho_x"), data=glt_y.astype(np.int32))
-    names = ["Cloud flag", "Cirrus flag", "Water flag", "Spacecraft Flag", "Dilated Cloud Flag", "AOD550", "H2O (g cm-2)", "Aggregate Flag"]
     mask = np.zeros((nx, ny, len(names)), np.float32)
     mask[:, :, 5] = 0.1  # AOD is continuous, never a flag
     if cloud_rows:
@@ -72,7 +85,25 @@ def write_emit(tmp_path, cells, nbands=285, cloud_rows=0):
         f.create_group("sensor_band_parameters").create_variable(
             "mask_bands", ("bands",), data=np.array(names, dtype=h5py.string_dtype()), dtype=h5py.string_dtype()
         )
-    return {"data": str(tmp_path / "EMIT_L2A_RFL.nc"), "data2": str(tmp_path / "EMIT_L2A_MASK.nc")}, gt
+    return {"data": str(tmp_path / "EMIT_L2A_RFL.nc"), "mask": str(tmp_path / "EMIT_L2A_MASK.nc")}, gt
+
+
+def write_uncertainty(path: Path, like: Path):
+    """An EMIT-like RFLUNCERT file beside ``like`` (an RFL file): the same GLT and band
+    parameters, variable ``reflectance_uncertainty`` and no ``mask`` (emit-sds-l2a output_conversion.py)."""
+    with h5py.File(like, "r") as src, h5netcdf.File(path, "w") as f:
+        nx, ny, nb = src["reflectance"].shape
+        f.dimensions = {"downtrack": nx, "crosstrack": ny, "bands": nb}
+        f.attrs["geotransform"] = np.asarray(src.attrs["geotransform"])
+        f.create_variable("reflectance_uncertainty", ("downtrack", "crosstrack", "bands"),
+                          data=np.full((nx, ny, nb), 0.01, np.float32))
+        f.create_group("sensor_band_parameters").create_variable(
+            "good_wavelengths", ("bands",), data=src["sensor_band_parameters/good_wavelengths"][:])
+        loc = f.create_group("location")
+        loc.dimensions = {"ortho_y": src["location/glt_x"].shape[0], "ortho_x": src["location/glt_x"].shape[1]}
+        for v in ("glt_x", "glt_y"):
+            loc.create_variable(v, ("ortho_y", "ortho_x"), data=src[f"location/{v}"][:])
+    return path
 
 
 def test_emit_glt_round_trip_lands_on_expected_pixels(tmp_path):
@@ -151,3 +182,58 @@ def test_emit_over_http_with_earthdata_token_that_never_reaches_the_store(tmp_pa
     assert validate(store) == []
     leaked = [p for p in store.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
     assert leaked == []
+
+
+def test_emit_mask_with_v002_band_names_is_refused(tmp_path):
+    """A V002 EMITL2AMASK file spells the flags "Cloud Flag" ...: read with the V001 catalog it
+    would flag nothing, so the reader says so instead."""
+    cell = demo_cells(1)[0]
+    v002 = ["Cloud Flag", "Cirrus Flag", "Water Flag", "Spacecraft Flag", "Dilated Cloud Flag", "AOD550",
+            "H2O (g cm-2)", "Aggregate Flag", "SpecTf-Cloud Probability", "SpecTf-Cloud Flag", "SpecTf-Buffer Distance"]
+    assets, _ = write_emit(tmp_path, [cell], cloud_rows=6, names=v002)
+    scene = SceneRef("EMIT_V2", "local", assets, {})
+    with pytest.raises(InputDataError, match=r"lack the catalog's flag layers \['Cloud flag', 'Cirrus flag', 'Water flag'\]"):
+        read_scene(load_sensor("emit"), scene, cell.geobox(60.0))
+
+
+def test_cmr_granule_qa_is_read_from_its_mask_file(tmp_path, monkeypatch):
+    """Search the replayed real CMR response (links RFL, MASK, RFLUNCERT), serve EMIT-like files at
+    the recorded paths on localhost, read the scene: the flags come from the MASK file, and the
+    RFLUNCERT file is never opened. (The files are placed over the demo cells, not at the
+    granule's real footprint: the reader follows the file's GLT, not the CMR polygon.)"""
+    from servers import CmrReplayServer
+    from servers.http_range import serve
+
+    from spectralearth_data.sources import RetryPolicy, search
+
+    monkeypatch.setenv("EARTHDATA_TOKEN", "test-token-qa")
+    region = tmp_path / "santa_barbara.geojson"
+    ring = [[-121.0, 34.0], [-119.8, 34.0], [-119.8, 35.1], [-121.0, 35.1], [-121.0, 34.0]]
+    region.write_text(json.dumps({"type": "Feature", "properties": {"name": "sb"},
+                                  "geometry": {"type": "Polygon", "coordinates": [ring]}}))
+    retry = RetryPolicy(attempts=2, backoff_s=0.01, jitter_s=0.0, max_backoff_s=0.05, timeout_s=(2.0, 10.0))
+    with CmrReplayServer(json.loads(RECORDED_CMR.read_text())) as cmr:
+        scenes = search("earthdata-cmr", region, "2023-04-20", "2023-04-25", ["emit"], url=cmr.search_url, retry=retry)
+    row = scenes.iloc[0]
+    recorded = json.loads(row["assets"])
+    paths = {k: urlsplit(recorded[k]).path.lstrip("/") for k in ("data", "mask", "uncertainty")}
+    assert [Path(p).name.split("_")[2] for p in paths.values()] == ["RFL", "MASK", "RFLUNCERT"]
+
+    cell = demo_cells(1)[0]
+    (tmp_path / "made").mkdir()
+    made, _ = write_emit(tmp_path / "made", [cell], cloud_rows=6)
+    www = tmp_path / "www"
+    for key in ("data", "mask"):
+        (www / paths[key]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(made[key], www / paths[key])
+    write_uncertainty(www / paths["uncertainty"], Path(made["data"]))
+    spec = load_sensor("emit")
+    with serve(www) as srv:
+        # the recorded hrefs, with the host mapped to the local server
+        hrefs = {k: srv.url + urlsplit(v).path for k, v in recorded.items() if k != "browse"}
+        out = read_scene(spec, SceneRef(row["scene_id"], "earthdata-cmr", hrefs, json.loads(row["item"])),
+                         cell.geobox(60.0))
+        assert srv.requests[paths["mask"]] > 0 and srv.requests[paths["data"]] > 0
+        assert srv.requests[paths["uncertainty"]] == 0
+    assert (out.mask[-1] & MaskFlag.CLOUD).all() and not (out.mask[0] & MaskFlag.CLOUD).any()
+    assert not (out.mask & MaskFlag.NODATA).any()

@@ -14,7 +14,7 @@ from spectralearth_data.engine.readers.cog import read_onto
 from spectralearth_data.errors import InputDataError
 from spectralearth_data.masks import MaskFlag
 
-from .synth import demo_cells, enmap_scene, item, ramp, s2_scene, write_tif
+from .synth import cover_transform, demo_cells, enmap_scene, item, ramp, s2_scene, write_tif
 
 
 def _ref(scene_id, assets, epsg=32633, props=None):
@@ -82,6 +82,58 @@ def test_enmap_cube_and_quality_layers_to_mask(tmp_path):
     assert (out.mask[:4] & MaskFlag.CLOUD).all() and not (out.mask[4:] & MaskFlag.CLOUD).any()
     # unusable all-nodata bands do not flag pixels
     assert not (out.mask & (MaskFlag.NODATA | MaskFlag.SATURATED)).any()
+
+
+DESIS_RESPONSE = Path(__file__).resolve().parents[1] / "data/fixtures/dlr/desis_l2a_search_3items.json"
+
+
+def _desis_scene(tmp_path, code: str = "EPSG:32633"):
+    """A DESIS scene shaped like a recorded DLR item (asset keys image / quality2 / quality ...,
+    proj:* only on `image`, item "proj:epsg": null beside proj:code), its two rasters written
+    locally: a 235-band int16 cube and a 10-band uint8 QL_QUALITY-2 with known layers set."""
+    import json
+
+    cell = demo_cells(1)[0]
+    tr, shape = cover_transform([cell], 30.0)  # 8 px margin: source row/col 8 = cell row/col 0
+    cube = np.full((235, *shape), 1200, np.int16)
+    ql2 = np.zeros((10, *shape), np.uint8)
+    ql2[6, 8:12] = 1  # band 7, cloud over water -> cell rows 0..3
+    ql2[5, 12:14] = 1  # band 6, cloud over land -> cell rows 4..5
+    ql2[0, 14:16] = 1  # band 1, shadow -> rows 6..7
+    ql2[2, 16:18] = 1  # band 3, snow -> rows 8..9
+    ql2[7, :, 8:12] = 1  # band 8, water -> cols 0..3
+    ql2[3:5, 18:20] = 1  # bands 4-5, haze over land / water: no flag
+    ql2[1] = 1  # band 2, land everywhere: no flag
+    ql2[8], ql2[9] = 15, 60  # AOT550 x 100 and water vapour x 42: values, not flags
+    item = json.loads(DESIS_RESPONSE.read_text())["features"][0]
+    item["assets"]["image"]["href"] = str(write_tif(tmp_path / "SPECTRAL_IMAGE.tif", cube, tr, 32633, nodata=-32768))
+    item["assets"]["image"]["proj:epsg"] = 32633
+    item["assets"]["quality2"]["href"] = str(write_tif(tmp_path / "QL_QUALITY-2.tif", ql2, tr, 32633))
+    item["properties"]["proj:code"] = code
+    assets = {k: a["href"] for k, a in item["assets"].items()}
+    return cell, SceneRef(item["id"], "dlr-geoservice", assets, item)
+
+
+def test_desis_ql_quality_2_bands_to_mask(tmp_path):
+    cell, scene = _desis_scene(tmp_path)
+    spec = load_sensor("desis")
+    assert scene.item["properties"]["proj:epsg"] is None
+    out = read_scene(spec, scene, cell.geobox(30.0))
+    m = out.mask[:, 4:]  # right of the water columns
+    assert out.data.shape == (235, 32, 32)
+    assert (m[:6] == MaskFlag.CLOUD).all()  # cloud over water (rows 0..3) or over land (4..5)
+    assert (m[6:8] == MaskFlag.CLOUD_SHADOW).all()
+    assert (m[8:10] == MaskFlag.SNOW_ICE).all()
+    assert (m[10:] == 0).all()  # haze, land, AOT550 and water vapour set no flag
+    assert (out.mask[10:, :4] == MaskFlag.WATER).all()
+
+
+def test_desis_quality2_crs_is_checked_against_the_items_proj_code(tmp_path):
+    """quality2 carries no proj:* of its own: the item's proj:code (with proj:epsg null) is what
+    its raster must match."""
+    cell, scene = _desis_scene(tmp_path, code="EPSG:32632")
+    with pytest.raises(InputDataError, match="QL_QUALITY-2.tif.*EPSG:32632"):
+        read_scene(load_sensor("desis"), scene, cell.geobox(30.0))
 
 
 def test_scl_classes_and_nodata_propagate(tmp_path):

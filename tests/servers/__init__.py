@@ -149,29 +149,34 @@ class _CmrHandler(BaseHTTPRequestHandler):
 class CmrReplayServer(_Threaded):
     """Replays UMM-JSON granule records at ``{url}/search/granules.umm_json``.
 
-    Filters like CMR: ``short_name``, ``provider``, ``temporal[]=start,end``,
+    Filters like CMR: ``short_name``, ``version``, ``provider``, ``temporal[]=start,end``,
     ``bounding_box[]=w,s,e,n``, ``cloud_cover=min,max``; pages with ``page_size`` and the
-    ``CMR-Search-After`` header. ``requests`` records every request path.
+    ``CMR-Search-After`` header. ``requests`` records every request path. The records are served
+    as given, in the order given, inside CMR's ``{"hits", "took", "items"}`` envelope. A record
+    without a ``meta`` block (recordings that kept only ``umm``) belongs to ``provider``.
     """
 
     handler = _CmrHandler
 
-    def __init__(self, granules: list[dict[str, Any]]):
+    def __init__(self, granules: list[dict[str, Any]], provider: str = "LPCLOUD"):
         self.granules = granules
+        self.provider = provider
         self.requests: list[str] = []
 
     @property
     def search_url(self) -> str:
         return f"{self.url}/search/"
 
-    @staticmethod
-    def matches(g: dict[str, Any], params: list[tuple[str, str]]) -> bool:
+    def matches(self, g: dict[str, Any], params: list[tuple[str, str]]) -> bool:
         umm = g["umm"]
+        owner_provider = self.provider
         for key, value in params:
             key = key.rstrip("[]")
             if key == "short_name" and umm["CollectionReference"]["ShortName"] != value:
                 return False
-            if key == "provider" and g["meta"]["provider-id"] != value:
+            if key == "version" and umm["CollectionReference"].get("Version") != value:
+                return False
+            if key == "provider" and (g.get("meta") or {}).get("provider-id", owner_provider) != value:
                 return False
             if key == "temporal":
                 lo, _, hi = value.partition(",")
