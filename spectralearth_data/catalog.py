@@ -110,6 +110,14 @@ class QAClass(_Frozen):
     )
     meaning: str = Field(description="What the provider documents for it")
     flags: tuple[str, ...] = Field((), description="Our mask flags it sets (see masks.MaskFlag)")
+    classes: dict[int, tuple[str, ...]] | None = Field(
+        None, description="kind=layers: the layer holds class values, not 0/1 (EnMAP QL_QUALITY_CLASSES, "
+        "QL_PIXELMASK): value -> our flags; values not listed set none. None: any value > 0 sets ``flags``"
+    )
+    per_band: bool = Field(
+        False, description="kind=layers: the layer has one band per spectral band of the data cube, in cube "
+        "order (EnMAP QL_PIXELMASK); a pixel gets the flags of any *usable* band's value"
+    )
 
     @field_validator("flags")
     @classmethod
@@ -118,12 +126,42 @@ class QAClass(_Frozen):
             MaskFlag.from_name(name)
         return v
 
+    @field_validator("classes")
+    @classmethod
+    def _known_class_flags(cls, v: dict[int, tuple[str, ...]] | None) -> dict[int, tuple[str, ...]] | None:
+        for names in (v or {}).values():
+            for name in names:
+                MaskFlag.from_name(name)
+        return v
+
+    @model_validator(mode="after")
+    def _classes_or_flags(self) -> QAClass:
+        if self.classes is not None and self.flags:
+            raise ValueError("give either 'flags' (set where the layer is > 0) or 'classes' (value -> flags), not both")
+        return self
+
     @property
     def mask_bits(self) -> int:
         bits = 0
         for name in self.flags:
             bits |= int(MaskFlag.from_name(name))
         return bits
+
+    def class_bits(self) -> dict[int, int]:
+        """``classes`` as value -> uint8 flag bits (values that set no flag left out)."""
+        out = {}
+        for value, names in (self.classes or {}).items():
+            bits = 0
+            for name in names:
+                bits |= int(MaskFlag.from_name(name))
+            if bits:
+                out[int(value)] = bits
+        return out
+
+    @property
+    def sets_flags(self) -> bool:
+        """True when some value of this entry sets a mask flag (so the layer must be read)."""
+        return bool(self.mask_bits or self.class_bits())
 
 
 class QASpec(_Frozen):
@@ -157,6 +195,11 @@ class QASpec(_Frozen):
             dupes = sorted({b for b in bands if bands.count(b) > 1})
             if dupes:
                 raise ValueError(f"entries: band(s) {dupes} given to more than one layer")
+        for i, e in enumerate(self.entries):
+            if (e.classes is not None or e.per_band) and self.kind != "layers":
+                raise ValueError(f"entries.{i}: 'classes'/'per_band' are for kind=layers, not kind={self.kind}")
+            if e.per_band and e.band is not None:
+                raise ValueError(f"entries.{i}: a per_band layer is its own asset; it cannot also be band {e.band}")
         return self
 
     @property
@@ -195,6 +238,17 @@ class ProviderSpec(_Frozen):
     )
     query: dict[str, Any] = Field(default_factory=dict, description="Extra STAC query filters")
     cloud_cover_property: str | None = Field("eo:cloud_cover", description="Cloud-cover property")
+    offset_applied_property: str | None = Field(
+        None,
+        description="Item property that, when true, says the band offset is already in the pixels: the "
+        "offset listed in the item's raster:bands must not be applied again (Earth Search "
+        "sentinel-2-l2a: earthsearch:boa_offset_applied)",
+    )
+    unsupported: str | None = Field(
+        None,
+        description="Why this provider's collection cannot be read as this product; searching it for the "
+        "product is refused with this reason, and its scenes are not tiled",
+    )
     notes: str | None = None
 
     @model_validator(mode="after")
@@ -283,11 +337,31 @@ class SensorSpec(_Frozen):
             raise CatalogError(f"cell size {cell_m} m is not a multiple of {self.name}'s {self.gsd_m} m GSD") from None
 
     def provider(self, source: str) -> ProviderSpec:
+        """The default provider of ``source`` (the first one listed for it)."""
         for p in self.providers:
             if p.source == source:
                 return p
         have = ", ".join(p.source for p in self.providers)
         raise CatalogError(f"sensor {self.name!r} has no provider for source {source!r} (has: {have})")
+
+    def provider_for(self, source: str, collection: str | None) -> ProviderSpec | None:
+        """The provider a scene came from: ``source`` with ``collection`` (the item's), else the
+        one provider of any source that lists ``collection``, else ``source``'s default; None
+        when the product has none of these."""
+        mine = [p for p in self.providers if p.source == source]
+        exact = [p for p in mine if collection is not None and p.collection == collection]
+        if exact:
+            return exact[0]
+        if collection is not None:
+            listed = [p for p in self.providers if p.collection == collection]
+            if listed and len({(p.offset_applied_property, p.unsupported is None) for p in listed}) == 1:
+                return listed[0]
+        return mine[0] if mine else None
+
+    @property
+    def offset_applied_properties(self) -> tuple[str, ...]:
+        """Item properties any provider of this product uses to say its offset is already applied."""
+        return tuple(dict.fromkeys(p.offset_applied_property for p in self.providers if p.offset_applied_property))
 
 
 class SourceSpec(_Frozen):
@@ -297,10 +371,42 @@ class SourceSpec(_Frozen):
     kind: Literal["stac-api", "cmr", "local", "demo"]
     url: str | None = Field(None, description="API root (STAC) or CMR search root")
     auth: Literal["none", "planetary-computer", "earthdata"] = "none"
+    hosts: tuple[str, ...] = Field(
+        (), description="Hosts (fnmatch patterns; a leading '!' excludes) whose hrefs need this source's auth "
+        "whichever source listed them (e.g. Planetary Computer blobs copied into a local: catalogue)")
     supports_query: bool = Field(False, description="Server-side query/filter (else client side)")
     page_size: int = Field(100, gt=0)
+    max_page_size: int | None = Field(
+        None, gt=0, description="The largest page (`limit`) the server accepts; page_size may not exceed it")
+    paging: Literal["next-link", "start-index"] = Field(
+        "next-link", description="How pages follow each other: the server's rel=next links (STAC API), or "
+        "`startIndex` (items already read) in the POST body, until a page comes back short")
+    spatial: Literal["intersects", "bbox"] = Field(
+        "intersects", description="What the search sends for the region: its geometry (`intersects`) or its "
+        "lon/lat bounding box (`bbox`); the exact region is always applied again on the client")
+    cloud_filter: Literal["query", "cql2-json", "none"] = Field(
+        "query", description="How cloud cover goes to the server: the STAC `query` extension (only with "
+        "supports_query and the API's query conformance), a CQL2-JSON `filter`, or not at all; it is always "
+        "applied again on the client")
+    max_pages: int | None = Field(
+        None, gt=0, description="At most this many pages per collection and search; a search that needs "
+        "more fails with the count so far and how to narrow it (None: no bound)")
     max_concurrency: int = Field(4, gt=0, description="Named concurrency limit for this provider")
     description: str = ""
+
+    @model_validator(mode="after")
+    def _page_within_cap(self) -> SourceSpec:
+        if self.max_page_size is not None and self.page_size > self.max_page_size:
+            raise ValueError(f"page_size {self.page_size} is above this server's max_page_size {self.max_page_size}")
+        if self.kind != "stac-api" and (self.paging != "next-link" or self.spatial != "intersects"
+                                         or self.cloud_filter != "query"):
+            raise ValueError(f"paging/spatial/cloud_filter are for kind stac-api, not kind {self.kind}")
+        return self
+
+    @property
+    def limit(self) -> int:
+        """The ``limit`` sent: page_size, never above max_page_size."""
+        return min(self.page_size, self.max_page_size) if self.max_page_size else self.page_size
 
 
 class Region(_Frozen):

@@ -3,16 +3,26 @@
 Plans and indexes hold unsigned hrefs. Just before a reader opens a file it asks this module for
 what the read needs - the href to open (:func:`sign_href`) and the HTTP headers to send
 (:func:`request_headers`) - uses them for that one open and drops them; they are never returned
-to anything that writes. Which credential a read needs is the ``auth`` of its source in
-catalogs/sources.yaml (:class:`~spectralearth_data.catalog.SourceSpec`), looked up in
-:data:`AUTHS`:
+to anything that writes. Which credential a read needs is an ``auth`` of catalogs/sources.yaml
+(:class:`~spectralearth_data.catalog.SourceSpec`; chosen by the href's host, else by its source,
+see below), looked up in :data:`AUTHS`:
 
 * ``none`` - hrefs are read as they are;
 * ``planetary-computer`` - Azure blob hrefs get a Planetary Computer SAS token, cached per
   (storage account, container) until shortly before it expires (:class:`SasSigner`), so a long
-  tiling run keeps working and does not ask for a token per file;
-* ``earthdata`` - https reads send ``Authorization: Bearer $EARTHDATA_TOKEN`` when it is set
-  (:func:`earthdata_headers`); without it requests/GDAL fall back to ``~/.netrc``.
+  tiling run keeps working and does not ask for a token per file. Every open signs again (a
+  fresh token once the cached one is within ``margin`` of expiry), and a read refused with 403
+  re-signs with a new token and reopens once (:func:`resign_href`);
+* ``earthdata`` - https reads log in with the first Earthdata Login set-up found
+  (:func:`earthdata_logins`): ``$EARTHDATA_TOKEN``, the session of ``earthaccess.login()``,
+  ``~/.netrc`` (``$NETRC``) or ``$EARTHDATA_USERNAME``/``$EARTHDATA_PASSWORD``; a token is sent
+  as a bearer header, a login/password only to the login host the data server redirects to.
+
+Which ``auth`` a read needs is decided by the href first: a source's ``hosts`` in sources.yaml
+(Planetary Computer blob storage, LP DAAC) claim their hrefs whichever source listed them, so
+items copied into a ``local:`` catalogue are still signed (:func:`auth_for`). S3 hrefs of
+requester-pays assets (STAC ``storage:requester_pays``) are read with GDAL's
+``AWS_REQUEST_PAYER=requester`` (:func:`gdal_options`, inside :func:`reading_item`).
 
 Redaction: :func:`redact` is the one function that takes secrets out of text (error messages,
 log records, URLs), and :data:`SECRET_QUERY_KEYS`, :data:`SECRET_NAME_PARTS` and
@@ -27,25 +37,33 @@ engine and the sources both build on it.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import fnmatch
 import functools
 import logging
 import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .errors import CatalogError, SourceError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
-    "AUTHS", "EARTHDATA_TOKEN_ENV", "REDACTED", "REDACTED_LOGGERS", "SECRET_ENV_PREFIXES",
-    "SECRET_NAME_PARTS", "SECRET_QUERY_KEYS", "ReadAuth", "SasSigner", "SasToken", "TokenProvider",
-    "earthdata_headers", "env_secrets", "install_log_redaction", "is_secret_name",
-    "log_redaction_installed", "planetary_computer_token", "read_auth", "redact", "redact_url",
-    "request_headers", "secret_values", "sign_href", "source_auth", "unsigned_href",
+    "AUTHS", "EARTHDATA_HOWTO", "EARTHDATA_LOGIN_HOST", "EARTHDATA_TOKEN_ENV", "REDACTED",
+    "REDACTED_LOGGERS", "SECRET_ENV_PREFIXES", "SECRET_NAME_PARTS", "SECRET_QUERY_KEYS",
+    "EarthdataLogin", "ReadAuth", "SasSigner", "SasToken", "TokenProvider", "auth_for",
+    "earthdata_headers", "earthdata_logins", "earthdata_session", "env_secrets", "gdal_options",
+    "href_auth", "install_log_redaction", "is_secret_name", "log_redaction_installed",
+    "planetary_computer_token", "read_auth", "reading_item", "redact", "redact_url",
+    "read_logins", "request_headers", "requester_pays", "resign_href", "secret_values", "sign_href", "source_auth",
+    "unsigned_href",
 ]
 
 # -- where secrets travel ------------------------------------------------------------------------
@@ -62,8 +80,10 @@ SECRET_QUERY_KEYS = frozenset({
 #: Option, variable and ``name=value`` names holding secrets (substrings of the lower-cased name).
 SECRET_NAME_PARTS = ("key", "secret", "token", "password", "credential", "sas", "connection_string", "signature")
 
-#: Environment variables the storage backends read credentials from (with a secret-looking name).
-SECRET_ENV_PREFIXES = ("AWS_", "AZURE_", "GOOGLE_", "GCS_")
+#: Environment variables credentials are read from (with a secret-looking name): the storage
+#: backends', the Planetary Computer library's (PC_SDK_SUBSCRIPTION_KEY) and Earthdata Login's
+#: (EARTHDATA_TOKEN, EARTHDATA_PASSWORD).
+SECRET_ENV_PREFIXES = ("AWS_", "AZURE_", "GOOGLE_", "GCS_", "PC_SDK_", "EARTHDATA_")
 
 #: Secret values shorter than this are not searched for in text (they would match everywhere).
 MIN_SECRET_LEN = 4
@@ -101,7 +121,8 @@ def secret_values(options: Mapping) -> list[str]:
 
 
 def env_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Credentials the storage backends read from the environment (AWS_*, AZURE_*, GOOGLE_*, GCS_*)."""
+    """Credentials read from the environment (see SECRET_ENV_PREFIXES: AWS_*, AZURE_*, GOOGLE_*,
+    GCS_*, PC_SDK_*, EARTHDATA_*)."""
     env = os.environ if environ is None else environ
     return [v for k, v in env.items()
             if k.startswith(SECRET_ENV_PREFIXES) and len(v) >= MIN_SECRET_LEN and is_secret_name(k)]
@@ -156,8 +177,9 @@ def unsigned_href(href: str) -> str:
 
 #: Loggers whose records :func:`install_log_redaction` redacts: GDAL names the URL it opened in
 #: its errors and retry warnings (``HTTP error code: 503 - https://...?sig=...``), and rasterio
-#: (and fiona/pyogrio) forward those to Python logging.
-REDACTED_LOGGERS = ("rasterio", "GDAL", "fiona", "pyogrio")
+#: (and fiona/pyogrio) forward those to Python logging; urllib3 logs each request line (path and
+#: query) of the HTTP reads made with requests (:mod:`~spectralearth_data.engine.readers.httpfile`).
+REDACTED_LOGGERS = ("rasterio", "GDAL", "fiona", "pyogrio", "urllib3")
 
 _install_lock = threading.Lock()
 
@@ -209,16 +231,59 @@ class SasToken:
 
 TokenProvider = Callable[[str, str], SasToken]
 
+#: Environment variable with a Planetary Computer API key, read by the planetary_computer
+#: library (planetary_computer/settings.py) and sent to its SAS token API. Needed for the
+#: collections marked ``msft:requires_account`` (sentinel-1-rtc); see catalogs/sources.yaml.
+PC_SUBSCRIPTION_KEY_ENV = "PC_SDK_SUBSCRIPTION_KEY"
+
 
 def planetary_computer_token(account: str, container: str) -> SasToken:
-    """Fetch a SAS token from the Planetary Computer token API (network; never used in tests)."""
-    from planetary_computer import sas
+    """A new SAS token from the Planetary Computer token API (network; never used in tests with
+    the real endpoint).
 
-    tok = sas.get_token(account, container)
+    The library keeps its own token cache (planetary-computer 1.0.0, ``sas.get_token``: a token
+    of ``TOKEN_CACHE``, keyed by ``f"{sas_url}/{account}/{container}"``, is returned until less
+    than 60 s remain). :class:`SasSigner` asks for a token when *its* margin (minutes) is reached,
+    and would get the nearly expired one back; so the library's entry is dropped first and the
+    token returned is always a new one.
+    """
+    import requests
+    from planetary_computer import sas
+    from planetary_computer.settings import Settings
+
+    cache = getattr(sas, "TOKEN_CACHE", None)
+    if isinstance(cache, dict):
+        cache.pop(f"{Settings.get().sas_url}/{account}/{container}", None)
+    try:
+        tok = sas.get_token(account, container)
+    except requests.HTTPError as e:
+        status = e.response.status_code if e.response is not None else None
+        hint = ""
+        if status in (401, 403):
+            hint = (f"; this container needs a Planetary Computer account (collections with "
+                    f"msft:requires_account, e.g. sentinel-1-rtc): set {PC_SUBSCRIPTION_KEY_ENV} "
+                    "to your API subscription key")
+        raise SourceError(f"Planetary Computer SAS token for {account}/{container}: HTTP {status}"
+                          f"{hint}") from None
+    except requests.RequestException as e:
+        raise SourceError(f"Planetary Computer SAS token for {account}/{container}: "
+                          f"{redact(str(e), env_secrets())}") from None
     expiry = tok.expiry
     if expiry.tzinfo is None:
         expiry = expiry.replace(tzinfo=UTC)
     return SasToken(tok.token, expiry)
+
+
+def _blob_container(href: str) -> tuple[str, str] | None:
+    """(storage account, container) of an Azure blob URL, else None."""
+    parts = urlsplit(href)
+    host = parts.hostname or ""
+    if not host.endswith(".blob.core.windows.net"):
+        return None
+    container = parts.path.lstrip("/").split("/", 1)[0]
+    if not container:
+        raise SourceError(f"{redact_url(href)}: no container in the blob URL; cannot sign it")
+    return host.split(".", 1)[0], container
 
 
 class SasSigner:
@@ -228,65 +293,259 @@ class SasSigner:
         token_provider: ``(account, container) -> SasToken``; the Planetary Computer API by default.
         margin: refresh a token this long before it expires.
         clock: the current UTC time (injectable for tests).
+        locate: ``href -> (account, container)`` or None for hrefs it does not sign; Azure blob
+            URLs by default (tests point it at a local server).
     """
 
     def __init__(self, token_provider: TokenProvider = planetary_computer_token,
                  margin: timedelta = timedelta(minutes=5),
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 locate: Callable[[str], tuple[str, str] | None] = _blob_container):
         self._provider = token_provider
         self._margin = margin
         self._clock = clock
+        self._locate = locate
         self._cache: dict[tuple[str, str], SasToken] = {}
         self._lock = threading.Lock()
 
-    def token_for(self, account: str, container: str) -> SasToken:
+    def token_for(self, account: str, container: str, fresh: bool = False) -> SasToken:
+        """The cached token, or a new one when it is within ``margin`` of expiry (or ``fresh``)."""
         key = (account, container)
         with self._lock:
             tok = self._cache.get(key)
-            if tok is None or tok.expiry - self._margin <= self._clock():
+            if fresh or tok is None or tok.expiry - self._margin <= self._clock():
                 tok = self._provider(account, container)
                 self._cache[key] = tok
             return tok
 
-    def sign(self, href: str) -> str:
-        """``href`` with a SAS token when it is an Azure blob URL; any other href unchanged."""
-        parts = urlsplit(href)
-        host = parts.hostname or ""
-        if not host.endswith(".blob.core.windows.net"):
+    def sign(self, href: str, fresh: bool = False) -> str:
+        """``href`` with a SAS token when it is one this signer signs; any other href unchanged.
+        ``fresh``: with a new token (after the server refused the cached one)."""
+        where = self._locate(href)
+        if where is None:
             return href
-        account = host.split(".", 1)[0]
-        container = parts.path.lstrip("/").split("/", 1)[0]
-        if not container:
-            raise SourceError(f"{href}: no container in the blob URL; cannot sign it")
-        tok = self.token_for(account, container)
-        sep = "&" if parts.query else "?"
+        tok = self.token_for(*where, fresh=fresh)
+        sep = "&" if urlsplit(href).query else "?"
         return f"{href}{sep}{tok.token}"
 
 
 _sas_signer: SasSigner | None = None
 
 
-def _planetary_computer_sign(href: str) -> str:
-    """``href`` signed by this process's SasSigner (one token cache per process)."""
+def _pc_signer() -> SasSigner:
     global _sas_signer
     if _sas_signer is None:
         _sas_signer = SasSigner()
-    return _sas_signer.sign(href)
+    return _sas_signer
 
 
-# -- Earthdata: bearer token -----------------------------------------------------------------------
+def _planetary_computer_sign(href: str) -> str:
+    """``href`` signed by this process's SasSigner (one token cache per process)."""
+    return _pc_signer().sign(href)
+
+
+def _planetary_computer_resign(href: str) -> str:
+    """``href`` signed with a new token (the cached one was refused)."""
+    return _pc_signer().sign(href, fresh=True)
+
+
+# -- Earthdata Login -------------------------------------------------------------------------------
 
 #: Environment variable holding an Earthdata Login bearer token (used only at read time).
 EARTHDATA_TOKEN_ENV = "EARTHDATA_TOKEN"
+#: Earthdata Login's username/password variables (earthaccess's "environment" strategy).
+EARTHDATA_USERNAME_ENV, EARTHDATA_PASSWORD_ENV = "EARTHDATA_USERNAME", "EARTHDATA_PASSWORD"
+#: The Earthdata Login host: the ``machine`` of the ~/.netrc entry, and the only host a
+#: login/password is sent to (earthaccess/system.py ``PROD.edl_hostname``). Host[:port].
+EARTHDATA_LOGIN_HOST = "urs.earthdata.nasa.gov"
+#: What to set when no Earthdata Login works (said in the error).
+EARTHDATA_HOWTO = (
+    f"set {EARTHDATA_TOKEN_ENV} (a token from https://urs.earthdata.nasa.gov/profile), or put "
+    f"'machine {EARTHDATA_LOGIN_HOST} login USER password PASSWORD' in ~/.netrc (or the file "
+    f"$NETRC names), or set {EARTHDATA_USERNAME_ENV} and {EARTHDATA_PASSWORD_ENV}, or call "
+    "earthaccess.login() in this process")
+
+
+@dataclass(frozen=True)
+class EarthdataLogin:
+    """One Earthdata Login set-up: where it came from (said in messages), and a bearer token or a
+    (login, password) for the login host. Its repr shows no secret."""
+
+    name: str
+    token: str | None = field(default=None, repr=False)
+    basic: tuple[str, str] | None = field(default=None, repr=False)
+
+
+def _netrc_file() -> Path:
+    """The netrc file earthaccess and requests read: ``$NETRC`` if set, else ``~/.netrc``."""
+    env = os.environ.get("NETRC")
+    return Path(env) if env else Path.home() / ".netrc"
+
+
+def _netrc_login(host: str) -> EarthdataLogin | None:
+    import netrc
+
+    path = _netrc_file()
+    if not path.is_file():
+        return None
+    try:
+        entry = netrc.netrc(str(path)).authenticators(host.split(":", 1)[0])
+    except (netrc.NetrcParseError, OSError) as e:
+        log.warning("%s: not a usable netrc file (%s); Earthdata Login skips it", path,
+                    getattr(e, "msg", type(e).__name__))
+        return None
+    if not entry or not entry[0] or not entry[2]:
+        return None
+    return EarthdataLogin(f"{path} (machine {host.split(':', 1)[0]})", basic=(entry[0], entry[2]))
+
+
+def _earthaccess_login() -> EarthdataLogin | None:
+    """The login of ``earthaccess.login()`` in this process, if it was called (earthaccess is
+    not imported here when the caller did not import it)."""
+    import sys
+
+    ea = sys.modules.get("earthaccess")
+    if ea is None:
+        return None
+    try:
+        auth = ea.__auth__  # earthaccess >= 0.17: the module-level Auth that login() fills
+    except AttributeError:
+        return None
+    if not getattr(auth, "authenticated", False):
+        return None
+    token = (getattr(auth, "token", None) or {}).get("access_token")
+    user, password = getattr(auth, "username", None), getattr(auth, "password", None)
+    basic = (user, password) if user and password else None
+    if not token and not basic:
+        return None
+    return EarthdataLogin("earthaccess.login()", token=token, basic=basic)
+
+
+def earthdata_logins(login_host: str | None = None) -> list[EarthdataLogin]:
+    """The Earthdata Login set-ups found, in the order they are tried: ``$EARTHDATA_TOKEN``, the
+    session of ``earthaccess.login()``, the netrc entry for the login host, then
+    ``$EARTHDATA_USERNAME``/``$EARTHDATA_PASSWORD`` (the variables earthaccess's "environment"
+    strategy reads)."""
+    host = login_host or EARTHDATA_LOGIN_HOST
+    found: list[EarthdataLogin] = []
+    token = os.environ.get(EARTHDATA_TOKEN_ENV)
+    if token:
+        found.append(EarthdataLogin(f"${EARTHDATA_TOKEN_ENV}", token=token))
+    for login in (_earthaccess_login(), _netrc_login(host)):
+        if login is not None:
+            found.append(login)
+    user, password = os.environ.get(EARTHDATA_USERNAME_ENV), os.environ.get(EARTHDATA_PASSWORD_ENV)
+    if user and password:
+        found.append(EarthdataLogin(f"${EARTHDATA_USERNAME_ENV}/${EARTHDATA_PASSWORD_ENV}", basic=(user, password)))
+    return found
 
 
 def earthdata_headers() -> dict[str, str]:
-    """HTTP headers for Earthdata downloads: a bearer token from ``$EARTHDATA_TOKEN`` if set.
+    """HTTP headers for Earthdata downloads: a bearer token (``$EARTHDATA_TOKEN``, else the token
+    of ``earthaccess.login()``), or none. A login/password is not a header: it goes only to the
+    login host (:func:`earthdata_session`). Never logged."""
+    for login in earthdata_logins():
+        if login.token:
+            return {"Authorization": f"Bearer {login.token}"}
+    return {}
 
-    Without it, requests/GDAL fall back to ``~/.netrc`` (urs.earthdata.nasa.gov). Never logged.
-    """
-    token = os.environ.get(EARTHDATA_TOKEN_ENV)
-    return {"Authorization": f"Bearer {token}"} if token else {}
+
+def earthdata_session(login: EarthdataLogin | None, login_host: str | None = None):
+    """A ``requests.Session`` that reads with ``login``: its bearer token on every request to the
+    data host, its (login, password) as Basic auth on the request the data server redirects to the
+    login host (``host[:port]``) - as earthaccess's download session does. The login host's
+    cookie then lets the data server serve the file. No netrc lookup of its own (requests would
+    otherwise send a netrc password to any host it names)."""
+    import requests
+    import requests.auth
+
+    host = (login_host or EARTHDATA_LOGIN_HOST).lower()
+    basic = login.basic if login is not None else None
+
+    class _Session(requests.Session):
+        def rebuild_auth(self, prepared_request, response):
+            headers = prepared_request.headers
+            if "Authorization" in headers and self.should_strip_auth(response.request.url, prepared_request.url):
+                del headers["Authorization"]  # a token or password never follows a redirect elsewhere
+            if basic is not None and urlsplit(prepared_request.url).netloc.lower() == host:
+                prepared_request.prepare_auth(basic)
+
+    class _NoNetrc(requests.auth.AuthBase):
+        """A session auth that adds nothing: with one set, requests does not look up ~/.netrc for
+        every host (its proxies and CA settings still come from the environment)."""
+
+        def __call__(self, r):
+            return r
+
+    session = _Session()
+    session.auth = _NoNetrc()
+    if login is not None and login.token:
+        session.headers["Authorization"] = f"Bearer {login.token}"
+    return session
+
+
+# -- requester pays (S3) ---------------------------------------------------------------------------
+
+_item_ctx: contextvars.ContextVar[Mapping | None] = contextvars.ContextVar("spectralearth_read_item", default=None)
+
+
+@contextlib.contextmanager
+def reading_item(item: Mapping | None):
+    """Within this block, reads are of assets of the STAC ``item``: :func:`gdal_options` looks up
+    whether an href is a requester-pays asset of it. Per thread/task (a context variable)."""
+    tok = _item_ctx.set(item)
+    try:
+        yield
+    finally:
+        _item_ctx.reset(tok)
+
+
+def _pays(d: Mapping | None) -> bool | None:
+    """The requester-pays flag a STAC object states (storage extension v1 ``storage:requester_pays``;
+    v2 ``storage:schemes`` entries with ``requester_pays``), or None when it says nothing."""
+    if not isinstance(d, Mapping):
+        return None
+    if "storage:requester_pays" in d:
+        return bool(d["storage:requester_pays"])
+    schemes = d.get("storage:schemes")
+    if isinstance(schemes, Mapping):
+        flags = [s.get("requester_pays") for s in schemes.values() if isinstance(s, Mapping)]
+        if any(f is not None for f in flags):
+            return any(bool(f) for f in flags)
+    return None
+
+
+def requester_pays(item: Mapping | None, href: str) -> bool:
+    """Whether reading ``href`` (an asset of STAC ``item``) must say the requester pays: the
+    asset's ``storage:requester_pays``, else the item's (properties, then item level)."""
+    if not item:
+        return False
+    base = unsigned_href(href)
+    for asset in (item.get("assets") or {}).values():
+        if isinstance(asset, Mapping) and asset.get("href") in (href, base):
+            flag = _pays(asset)
+            if flag is not None:
+                return flag
+            break
+    for d in (item.get("properties"), item):
+        flag = _pays(d)
+        if flag is not None:
+            return flag
+    return False
+
+
+#: What a requester-pays read needs besides the GDAL option (said in its errors).
+REQUESTER_PAYS_HOWTO = ("a requester-pays bucket: reads are billed to your AWS account, so they need AWS "
+                        "credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")
+
+
+def gdal_options(href: str) -> dict[str, str]:
+    """GDAL config options a read of ``href`` needs: ``AWS_REQUEST_PAYER=requester`` for an
+    ``s3://`` href that is a requester-pays asset of the item being read (:func:`reading_item`),
+    e.g. Earth Search's Landsat on ``s3://usgs-landsat``; empty otherwise."""
+    if href.startswith("s3://") and requester_pays(_item_ctx.get(), href):
+        return {"AWS_REQUEST_PAYER": "requester"}
+    return {}
 
 
 # -- dispatch on SourceSpec.auth -------------------------------------------------------------------
@@ -300,19 +559,25 @@ def _no_headers() -> dict[str, str]:
     return {}
 
 
+def _no_logins() -> list[EarthdataLogin]:
+    return []
+
+
 @dataclass(frozen=True)
 class ReadAuth:
     """What one kind of ``auth`` adds to the read of an http(s) href."""
 
     sign: Callable[[str], str] = _unchanged  # href -> the href to open (e.g. with a SAS query)
     headers: Callable[[], dict[str, str]] = _no_headers  # HTTP headers to send with the read
+    resign: Callable[[str], str] | None = None  # href -> signed with a new credential (after a 403)
+    logins: Callable[[], list[EarthdataLogin]] = _no_logins  # log-ins to try in turn (first that works)
 
 
 #: Read-time credentials per value of ``SourceSpec.auth`` (one entry per value it may take).
 AUTHS: dict[str, ReadAuth] = {
     "none": ReadAuth(),
-    "planetary-computer": ReadAuth(sign=_planetary_computer_sign),
-    "earthdata": ReadAuth(headers=earthdata_headers),
+    "planetary-computer": ReadAuth(sign=_planetary_computer_sign, resign=_planetary_computer_resign),
+    "earthdata": ReadAuth(headers=earthdata_headers, logins=earthdata_logins),
 }
 
 
@@ -326,24 +591,65 @@ def read_auth(auth: str) -> ReadAuth:
                            "see the sources in catalogs/sources.yaml") from None
 
 
+@dataclass(frozen=True)
+class _CatalogAuth:
+    by_source: Mapping[str, str]
+    by_host: tuple[tuple[str, tuple[str, ...]], ...]  # (auth, host patterns) per source with hosts
+
+
 @functools.lru_cache(maxsize=8)
-def _auth_by_source(root: str) -> Mapping[str, str]:
+def _catalog_auth(root: str) -> _CatalogAuth:
     from types import MappingProxyType
 
     from .catalog import load_sources
 
-    return MappingProxyType({name: spec.auth for name, spec in load_sources(Path(root)).items()})
+    sources = load_sources(Path(root))
+    return _CatalogAuth(MappingProxyType({name: spec.auth for name, spec in sources.items()}),
+                        tuple((spec.auth, spec.hosts) for spec in sources.values() if spec.hosts))
+
+
+def _current_catalog() -> _CatalogAuth:
+    from .catalog import catalog_root
+
+    return _catalog_auth(str(catalog_root()))
 
 
 def source_auth(source: str | None) -> str:
     """The ``auth`` of ``source`` in catalogs/sources.yaml (read once per process and catalog
     folder); ``none`` for a source that is not listed there (``local:PATH``, a name made up by a
-    caller), whose hrefs are read as they are."""
+    caller)."""
     if not source or source.startswith("local:"):
         return "none"
-    from .catalog import catalog_root
+    return _current_catalog().by_source.get(source, "none")
 
-    return _auth_by_source(str(catalog_root())).get(source, "none")
+
+def _host_matches(host: str, patterns: Iterable[str]) -> bool:
+    hit = False
+    for pat in patterns:
+        if pat.startswith("!"):
+            if fnmatch.fnmatchcase(host, pat[1:].lower()):
+                return False
+        elif fnmatch.fnmatchcase(host, pat.lower()):
+            hit = True
+    return hit
+
+
+def href_auth(href: str) -> str | None:
+    """The ``auth`` of the first source in sources.yaml whose ``hosts`` match the host of
+    ``href`` (e.g. ``planetary-computer`` for a Planetary Computer blob), else None."""
+    if not _remote(href):
+        return None
+    host = (urlsplit(href).hostname or "").lower()
+    for auth, patterns in _current_catalog().by_host:
+        if _host_matches(host, patterns):
+            return auth
+    return None
+
+
+def auth_for(source: str | None, href: str) -> str:
+    """The ``auth`` a read of ``href`` listed by ``source`` needs: decided by the href's host
+    when a source claims it (:func:`href_auth`), else by the source's ``auth``."""
+    return href_auth(href) or source_auth(source)
 
 
 def _remote(href: str) -> bool:
@@ -351,17 +657,32 @@ def _remote(href: str) -> bool:
 
 
 def sign_href(source: str | None, href: str) -> str:
-    """The href to open for reading ``href`` of ``source``: signed when the source's ``auth``
-    signs (``planetary-computer``), else ``href`` itself. Only http(s) hrefs are signed.
+    """The href to open for reading ``href`` of ``source``: signed when its ``auth``
+    (:func:`auth_for`) signs (``planetary-computer``), else ``href`` itself. Only http(s) hrefs
+    are signed. Call it before every open: a token near expiry is replaced.
 
     Use the result for the read and drop it. A signed href turns on
     :func:`install_log_redaction` in this process, so GDAL never logs its signature.
     """
     if not _remote(href):
         return href
-    signed = read_auth(source_auth(source)).sign(href)
+    signed = read_auth(auth_for(source, href)).sign(href)
     if signed != href:
         install_log_redaction()
+    return signed
+
+
+def resign_href(source: str | None, href: str) -> str | None:
+    """``href`` signed with a new credential, after the server refused (403) the signed one
+    (an expired or revoked SAS token); None when ``href`` is not signed at all (nothing to renew).
+    """
+    if not _remote(href):
+        return None
+    auth = read_auth(auth_for(source, href))
+    if auth.sign(href) == href:
+        return None
+    signed = (auth.resign or auth.sign)(href)
+    install_log_redaction()
     return signed
 
 
@@ -370,4 +691,12 @@ def request_headers(source: str | None, href: str) -> dict[str, str]:
     for other sources and for hrefs that are not http(s). Use them for the read only."""
     if not _remote(href):
         return {}
-    return read_auth(source_auth(source)).headers()
+    return read_auth(auth_for(source, href)).headers()
+
+
+def read_logins(source: str | None, href: str) -> list[EarthdataLogin]:
+    """The log-ins to try, in order, for reading http(s) ``href`` of ``source`` (``earthdata``:
+    :func:`earthdata_logins`); empty when the read needs none."""
+    if not _remote(href):
+        return []
+    return read_auth(auth_for(source, href)).logins()

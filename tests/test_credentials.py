@@ -246,3 +246,19 @@ def test_the_engine_imports_neither_the_sources_nor_installs_redaction_on_import
     out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True)
     # not installed by any import; turned on by the first signed read
     assert out.stdout.strip().splitlines()[-1] == "False True [] []"
+
+
+def test_a_sources_hosts_claim_their_hrefs_whatever_the_source(tmp_path, monkeypatch, fake_sas):
+    """``hosts`` in sources.yaml: fnmatch patterns, a leading ``!`` excludes; the first source
+    whose hosts match decides the href's auth, before the source's own."""
+    _catalog(tmp_path, monkeypatch, SOURCES_YAML.replace(
+        "auth: planetary-computer}",
+        'auth: planetary-computer, hosts: ["*.blob.core.windows.net", "!public.blob.core.windows.net"]}'))
+    public = "https://public.blob.core.windows.net/thumbs/a.png"
+    assert credentials.auth_for("open-src", BLOB) == "planetary-computer"
+    assert credentials.auth_for("open-src", public) == "none"
+    assert credentials.auth_for("ed-src", "https://example.org/x.nc") == "earthdata"  # by source
+    assert sign_href("local:/x/catalog.json", BLOB) == f"{BLOB}?{SAS}"
+    assert sign_href("open-src", public) == public
+    assert credentials.href_auth("/data/a.tif") is None
+    assert fake_sas == [("sentinel2l2a01", "sentinel2-l2")]

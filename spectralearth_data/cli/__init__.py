@@ -27,6 +27,7 @@ from .catalog_cmd import catalog
 from .demo_cmd import demo_scenes
 from .discovery_cmd import colocate_cmd, search_cmd
 from .engine_cmd import export, publish, quicklook, tile, upload, validate
+from .inspect_cmd import inspect_item
 
 
 def command_group() -> typer.Typer:
@@ -77,6 +78,7 @@ commands = command_group()
 commands.command("catalog")(catalog)
 commands.command("demo-scenes")(demo_scenes)
 commands.command("search")(search_cmd)
+commands.command("inspect-item")(inspect_item)
 commands.command("colocate")(colocate_cmd)
 commands.command("tile")(tile)
 commands.command("validate")(validate)

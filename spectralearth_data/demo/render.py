@@ -198,14 +198,17 @@ def _pick(entries, flag: str | None, prefer: str):
     return cands[0] if cands else None
 
 
-def encode_qa(qa: QASpec, cond: Conditions, vegetated: np.ndarray) -> dict[str, np.ndarray]:
+def encode_qa(qa: QASpec, cond: Conditions, vegetated: np.ndarray, n_bands: int = 1) -> dict[str, np.ndarray]:
     """The QA layer(s) of the product in its native encoding, keyed by layer name.
 
     ``classes`` (S2 SCL-like): one class per pixel; ``bits`` (Landsat QA_PIXEL-like): one bit per
     entry whose flags hold; ``layers``: a 0/1 layer per entry (``qa.asset`` first), or, where the
     entries name bands (DESIS QL_QUALITY-2), one ``(bands, H, W)`` raster keyed ``qa.asset`` with
-    each layer at its band (layers without flags stay 0). The values come from the catalog
-    entries, so the encoding is what the pipeline's QA reader decodes.
+    each layer at its band (layers without flags stay 0). A layer with ``classes`` (EnMAP
+    QL_QUALITY_CLASSES / QL_PIXELMASK) holds its class values: the value that sets no flag (or 0)
+    elsewhere, the value of each condition where it holds (nodata last); a ``per_band`` layer
+    (QL_PIXELMASK) repeats it in ``n_bands`` bands. The values come from the catalog entries, so
+    the encoding is what the pipeline's QA reader decodes.
     """
     flags = mask_flags(cond)
     if qa.kind == "classes":
@@ -238,7 +241,15 @@ def encode_qa(qa: QASpec, cond: Conditions, vegetated: np.ndarray) -> dict[str, 
         return {qa.asset: out.astype(qa.dtype)}
     layers: dict[str, np.ndarray] = {}
     for e in qa.entries:
-        layers[str(e.layer)] = _flag_mask(flags, e.flags).astype(qa.dtype)
+        if e.classes is None:
+            layers[str(e.layer)] = _flag_mask(flags, e.flags).astype(qa.dtype)
+            continue
+        plain = [v for v, names in e.classes.items() if not names]
+        arr = np.full(cond.valid.shape, min(plain) if plain else 0, dtype=qa.dtype)
+        for value, names in sorted(e.classes.items(), key=lambda kv: "nodata" in kv[1]):
+            if names:
+                arr[_flag_mask(flags, tuple(names))] = value
+        layers[str(e.layer)] = np.broadcast_to(arr, (n_bands, *arr.shape)).copy() if e.per_band else arr
     if qa.banded:
         stack = np.zeros((max(int(e.band) for e in qa.entries), *cond.valid.shape), dtype=qa.dtype)  # type: ignore[arg-type]
         for e in qa.entries:

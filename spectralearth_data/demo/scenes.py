@@ -243,11 +243,11 @@ def write_raster_scene(scene: DemoScene, sensors: list[SensorSpec], surface: Sur
             cond = conditions_at(surface, sky, np.asarray(x), np.asarray(y), sensor.gsd_m / 2.0)
             by_band = {e.band: str(e.layer) for e in sensor.qa.entries}
             band_names = [by_band.get(b, "") for b in range(1, max(b or 0 for b in by_band) + 1)]
-            for layer, arr in render.encode_qa(sensor.qa, cond, _vegetated(cond)).items():
+            for layer, arr in render.encode_qa(sensor.qa, cond, _vegetated(cond), len(sensor.bands)).items():
                 key = demo_key(sensor, layer)
                 if key not in written:
-                    path = write_cog(folder / f"{key}.tif", arr, grid.transform, epsg, None,
-                                     descriptions=band_names if sensor.qa.banded else [layer])
+                    names = band_names if sensor.qa.banded else [layer] * (arr.shape[0] if arr.ndim == 3 else 1)
+                    path = write_cog(folder / f"{key}.tif", arr, grid.transform, epsg, None, descriptions=names)
                     written[key] = _cog_asset(key, path, grid, ["data-mask", "cloud"] if layer == sensor.qa.asset
                                               else ["data-mask"], f"SYNTHESIZED {layer}")
                 out.append(written[key])

@@ -15,8 +15,13 @@ from ..credentials import sign_href
 
 def gdal_path(href: str, source: str | None = None) -> str:
     """The GDAL path for ``href`` (local path, file://, http(s):// via /vsicurl, s3:// via /vsis3,
-    gs://, az://), signed for ``source`` when that source's ``auth`` signs its hrefs."""
-    href = sign_href(source, href)
+    gs://, az://), signed when its ``auth`` signs (the href's host, else ``source``: see
+    :func:`~spectralearth_data.credentials.auth_for`). Call it before every open."""
+    return vsi_path(sign_href(source, href))
+
+
+def vsi_path(href: str) -> str:
+    """The GDAL path for an href as it is (already signed, or needing no signature)."""
     u = urlparse(href)
     if u.scheme in ("", "file"):
         return u.path if u.scheme == "file" else href

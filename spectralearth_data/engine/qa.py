@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..catalog import BandSpec, QASpec
+from ..catalog import BandSpec, QAClass, QASpec
 from ..masks import CLOUDY, INVALID, MaskFlag
 
 
@@ -33,17 +33,30 @@ def bitflags_to_bits(qa: QASpec, values: np.ndarray) -> np.ndarray:
 
 
 def layers_to_bits(qa: QASpec, layers: Mapping[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-    """One 0/1 layer per condition (EMIT mask, EnMAP/DESIS quality layers) -> uint8 flags.
+    """One layer per condition (EMIT mask, EnMAP/DESIS quality layers) -> uint8 flags.
 
-    Layers the scene does not provide are skipped; values other than 0 set the entry's flags
-    (fill values of a layer, e.g. -9999, are not conditions and are ignored).
+    Layers the scene does not provide are skipped. A plain layer sets its entry's flags where its
+    value is > 0 (fill values of a layer, e.g. -9999, are not conditions and are ignored); a layer
+    with ``classes`` sets, per pixel, the flags of its value. A ``per_band`` layer arrives as
+    ``(k, H, W)`` (its usable bands) and a pixel gets the flags of any of the k values.
     """
     out = np.zeros(shape, dtype=np.uint8)
     for e in qa.entries:
         arr = layers.get(e.layer)  # type: ignore[arg-type]
-        if arr is None or not e.mask_bits:
+        if arr is None or not e.sets_flags:
             continue
-        out[(arr > 0) & np.isfinite(arr)] |= np.uint8(e.mask_bits)
+        for band in (arr if arr.ndim == 3 else (arr,)):
+            out |= layer_bits(e, band)
+    return out
+
+
+def layer_bits(entry: QAClass, arr: np.ndarray) -> np.ndarray:
+    """uint8 flags of one 2-D quality layer (see :func:`layers_to_bits`)."""
+    if entry.classes is None:
+        return np.where((arr > 0) & np.isfinite(arr), np.uint8(entry.mask_bits), np.uint8(0))
+    out = np.zeros(arr.shape, dtype=np.uint8)
+    for value, bits in entry.class_bits().items():
+        out[arr == value] |= np.uint8(bits)
     return out
 
 

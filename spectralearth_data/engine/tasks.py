@@ -9,6 +9,7 @@ shard and then commits its index part.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from . import coreg
 from .config import TileConfig
 from .readers import SceneRef, group_dtype, read_scene, stored_bands
 from .readers.cog import keep_open
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class TaskResult:
     drop_reasons: dict[str, int] = field(default_factory=dict)
     #: one line per scene of the task that could not be read (its patches stay unattempted)
     failures: list[str] = field(default_factory=list)
+    #: one line per scene that was written but whose values look wrong (e.g. an offset applied
+    #: twice: :meth:`~.readers.encoding.ClearSample.verdict`); also logged as a warning
+    suspect: list[str] = field(default_factory=list)
 
 
 def patch_id(sensor: str, cell_id: str, scene_id: str) -> str:
@@ -178,12 +184,15 @@ def run_task(task: Task, store: str | Path, cfg: TileConfig) -> TaskResult:
             # each asset opened once for the scene's strips (and the S2 references of its
             # co-registration checks), so GDAL decodes each source block once
             with keep_open():
-                got, dropped = _read_scene_patches(spec, bands, jobs, task.cell_m, cfg, fill, P)
+                got, dropped, warning = _read_scene_patches(spec, bands, jobs, task.cell_m, cfg, fill, P)
         except SpectralEarthError as e:
             msg = " ".join(str(e).split())
             sid = jobs[0].scene.scene_id
             res.failures.append(msg if sid in msg else f"{task.sensor} scene {sid}: {msg}")
             continue
+        if warning:
+            log.warning("%s", warning)
+            res.suspect.append(warning)
         for reason in dropped:
             res.dropped += 1
             res.drop_reasons[reason] = res.drop_reasons.get(reason, 0) + 1
@@ -215,14 +224,19 @@ def _epsg(job: CellJob, cell_m: int) -> int:
 
 def _read_scene_patches(spec, bands, jobs: list[CellJob], cell_m: int, cfg: TileConfig, fill, P: int):
     """Patches of one scene over ``jobs`` (one CRS): ([(job, data, mask, vf, cf, shift)] kept,
-    [drop reason] dropped). Raises :class:`InputDataError` when every pixel is nodata."""
+    [drop reason] dropped, a warning when its clear pixels decode implausibly, else None).
+    Raises :class:`InputDataError` when every pixel is nodata."""
     from .qa import fractions
+    from .readers.encoding import ClearSample
 
     scene = jobs[0].scene
     cells = [parse_cell_id(j.cell_id, cell_m) for j in jobs]
     kept, dropped, any_valid = [], [], False
+    sample, encoding = ClearSample(bands), ()
     for run in strips(cells):
         raster = read_scene(spec, scene, strip_geobox([cells[i] for i in run], spec.gsd_m), bands)
+        sample.add(raster.data, raster.mask)
+        encoding = raster.encoding or encoding
         if raster.data.dtype.kind == "f":  # NaN/Inf are already flagged in the mask; store the fill
             raster.data[~np.isfinite(raster.data)] = fill
         refs: dict[str, object] = {}  # S2 reference scene id -> its raster over this strip
@@ -248,7 +262,7 @@ def _read_scene_patches(spec, bands, jobs: list[CellJob], cell_m: int, cfg: Tile
             f"{spec.name} scene {scene.scene_id}: every pixel is nodata over its {len(cells)} "
             f"planned cell(s) (first {jobs[0].cell_id}); check the scene footprint and its nodata value"
         )
-    return kept, dropped
+    return kept, dropped, sample.verdict(spec.name, scene.scene_id, encoding)
 
 
 def _index_row(task: Task, spec: SensorSpec, job: CellJob, slot: int, data, vf, cf, shift, k) -> dict:

@@ -46,6 +46,7 @@ class TileSummary:
     cells_skipped: int = 0  # cells whose every patch was already in the index
     tasks: int = 0
     failed: list[str] = field(default_factory=list)
+    suspect: list[str] = field(default_factory=list)  # scenes written whose values look wrong (tasks.TaskResult.suspect)
     drop_reasons: dict[str, int] = field(default_factory=dict)
     bytes_written: int = 0
     seconds: float = 0.0
@@ -163,25 +164,34 @@ def tile(
     progress: bool = True,
     cells: list[str] | None = None,
     config: TileConfig | None = None,
+    allow_empty: bool = False,
 ) -> TileSummary:
     """Cut the scenes of ``plan`` onto their cells and write them into ``store``.
 
     ``scheduler``: None = a LocalCluster of ``workers`` single-threaded processes; a
     ``tcp://host:port`` address = an existing ``distributed`` cluster; ``"synchronous"`` or
     ``"threads"`` = Dask's local schedulers (no cluster). ``cells`` restricts the run to those cell
-    ids. Already-indexed patches are skipped (resume). Scenes that fail (unreadable, no CRS, all
-    nodata) do not stop the others; after the run an :class:`InputDataError` lists them, and the
-    store, holding every completed shard, still validates.
+    ids (each must be in the plan). Already-indexed patches are skipped (resume). Scenes that fail
+    (unreadable, no CRS, all nodata) do not stop the others; after the run an
+    :class:`InputDataError` lists them, and the store, holding every completed shard, still
+    validates. An empty plan is an :class:`InputDataError` before the store is touched, and so is
+    a run that leaves the store without a patch because the QA thresholds dropped them all
+    (unless ``allow_empty``: the curate flow tiles chunk by chunk and judges the whole release).
     """
     t0 = time.perf_counter()
     cfg = config or TileConfig()
+    label = f"plan {plan}" if isinstance(plan, (str, Path)) else "plan"
     plan = _plan_frame(plan)
+    if plan.empty:  # before the store is touched: an empty plan must not become an empty release
+        raise InputDataError(f"{label}: no rows, nothing to tile (co-location found no cells); "
+                             "run `spectralearth colocate` again, e.g. with a smaller --cell-m")
     if cells:
+        _check_cells(plan, cells, label)
         plan = plan[plan["cell_id"].isin(set(cells))]
     cell_ms = sorted({int(c) for c in plan["cell_m"]})
     if len(cell_ms) > 1:
         raise InputDataError(f"plan: mixes cell sizes {cell_ms}; a release has one cell_m")
-    cell_m = cell_ms[0] if cell_ms else 3840
+    cell_m = cell_ms[0]
     store = Path(store)
     summary = TileSummary()
     with st.writer_lock(store):
@@ -201,6 +211,7 @@ def tile(
             for k, v in r.drop_reasons.items():
                 summary.drop_reasons[k] = summary.drop_reasons.get(k, 0) + v
         summary.failed = failures + [f for r in results for f in r.failures]
+        summary.suspect = [w for r in results for w in r.suspect]
         failures = summary.failed
         if specs:
             st.update_root_attrs(root, specs)
@@ -211,7 +222,37 @@ def tile(
         err = InputDataError(f"{len(failures)} scene(s) failed; the rest were written: " + "; ".join(failures[:5]))
         err.summary = summary  # type: ignore[attr-defined]
         raise err
+    if not allow_empty and not summary.patches_written and not len(reader.read_index_columns(store, ["row"])):
+        err = InputDataError(_all_dropped(summary, cfg, store))
+        err.summary = summary  # type: ignore[attr-defined]
+        raise err
     return summary
+
+
+def _check_cells(plan, cells: list[str], label: str) -> None:
+    """Every cell asked for must be in the plan: a cell id of another plan (or a typo) is named as
+    such, instead of surfacing later as some other mismatch (cell size, empty run)."""
+    have = set(plan["cell_id"])
+    missing = sorted(set(cells) - have)
+    if missing:
+        sizes = sorted({int(c) for c in plan["cell_m"]})
+        shown = ", ".join(missing[:3]) + (f" (+{len(missing) - 3} more)" if len(missing) > 3 else "")
+        raise InputDataError(
+            f"cell {shown}: not in the {label} ({len(have)} cells of {'/'.join(map(str, sizes))} m, "
+            f"e.g. {min(have)}); give cell ids from that plan")
+
+
+def _all_dropped(summary: TileSummary, cfg: TileConfig, store: Path) -> str:
+    """The message for a run that leaves its store without a patch: the QA thresholds dropped them
+    all (in this run, or in an earlier one: dropped patches count as attempted and are not retried)."""
+    limits = (f"min_valid_fraction={cfg.min_valid_fraction:g}, max_cloud_fraction={cfg.max_cloud_fraction:g}")
+    if summary.patches_dropped:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary.drop_reasons.items()))
+        return (f"{store}: no patches written, all {summary.patches_dropped} dropped by the QA thresholds "
+                f"({reasons}; {limits}): lower --min-valid or raise --max-cloud")
+    return (f"{store}: holds no patches: an earlier run dropped all {summary.patches_skipped} of this plan by its "
+            "QA thresholds (a store does not retry dropped patches); tile into a new --store with a lower "
+            "--min-valid or a higher --max-cloud")
 
 
 def _execute(tasks, store, cfg, scheduler, workers, progress, summary) -> tuple[list[TaskResult], list[str]]:

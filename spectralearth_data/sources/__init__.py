@@ -8,6 +8,7 @@ source's ``auth``) live in :mod:`spectralearth_data.credentials` and are re-expo
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from pathlib import Path
 
@@ -26,6 +27,8 @@ __all__ = [
 ]
 
 DateLike = str | date | datetime | None
+
+log = logging.getLogger(__name__)
 
 
 def make_source(source: str, *, demo_dir: Path | str | None = None, retry: RetryPolicy | None = None,
@@ -73,7 +76,13 @@ def _products(source: str, sensors: list[str] | None) -> tuple[SensorSpec, ...]:
     missing = [s.name for s in specs if s not in served]
     if sensors and missing:
         raise SourceError(f"source {source!r} does not serve product(s) {missing} (see providers in catalogs/sensors)")
-    return tuple(served)
+    refused = [s for s in served if s.provider(source).unsupported]
+    if sensors and refused:
+        s = refused[0]
+        raise SourceError(f"source {source!r} cannot serve product {s.name!r}: {s.provider(source).unsupported}")
+    for s in refused:
+        log.info("source %s: not searching %s (%s)", source, s.name, s.provider(source).unsupported)
+    return tuple(s for s in served if s not in refused)
 
 
 def search(source: str, region: Region | str, start: DateLike = None, end: DateLike = None,

@@ -2,8 +2,9 @@
 
 The CMR root comes from sources.yaml (``url``) or ``$SPECTRALEARTH_CMR_URL``, so tests point
 earthaccess at a local server replaying recorded CMR responses. Searching CMR needs no login;
-Earthdata credentials (``$EARTHDATA_TOKEN`` or ``~/.netrc``) are used only when a reader downloads
-a file (:func:`~spectralearth_data.credentials.earthdata_headers`, for sources with ``auth: earthdata``).
+Earthdata Login (``$EARTHDATA_TOKEN``, ``earthaccess.login()``, ``~/.netrc`` or
+``$EARTHDATA_USERNAME``/``$EARTHDATA_PASSWORD``) is used only when a reader downloads a file
+(:func:`~spectralearth_data.credentials.earthdata_logins`, for hrefs whose ``auth`` is ``earthdata``).
 
 Each UMM-G granule becomes a STAC-like item. Its "GET DATA" links are keyed by **file name**, not
 by position, through the provider's ``asset_patterns`` in the sensor catalog (EMIT: ``data`` = RFL,

@@ -142,6 +142,9 @@ def read_stac_file(path: Path) -> list[dict[str, Any]]:
 # -- EnMAP / DESIS order folders -----------------------------------------------------------------
 
 _CORNERS = ("upper_left", "upper_right", "lower_right", "lower_left")
+_MEDIA_TYPES = {".tif": "image/tiff; application=geotiff", ".tiff": "image/tiff; application=geotiff",
+                ".jp2": "image/jp2", ".j2k": "image/jp2", ".bsq": "application/x-envi",
+                ".bil": "application/x-envi", ".bip": "application/x-envi"}
 
 
 def _text(root: ET.Element, path: str) -> str | None:
@@ -149,47 +152,89 @@ def _text(root: ET.Element, path: str) -> str | None:
     return node.text.strip() if node is not None and node.text else None
 
 
+def _footprint(root: ET.Element, xml_path: Path) -> list[list[float]]:
+    """The closed lon/lat ring of ``base/spatialCoverage/boundingPolygon``.
+
+    EnMAP labels its points by ``frame`` (upper_left, upper_right, lower_right, lower_left, then
+    upper_left again and center): the four corners are taken by name. DESIS order metadata label
+    them ``point_1`` .. ``point_4`` (issue 16; the element holding the label is the point's first
+    child in the DESIS reader found as find_string id 95694376, ``hsi_doc/base/spatialCoverage/
+    boundingPolygon/point``): those are taken in their number order. Untested on a real DESIS
+    METADATA.xml (none was found to build a test from).
+    """
+    corners: dict[str, tuple[float, float]] = {}
+    numbered: dict[int, tuple[float, float]] = {}
+    for point in root.findall("base/spatialCoverage/boundingPolygon/point"):
+        label = _text(point, "frame") or next((c.text.strip() for c in point if c.text and c.text.strip()), None)
+        lat, lon = _text(point, "latitude"), _text(point, "longitude")
+        if not (label and lat and lon):
+            continue
+        xy = (float(lon), float(lat))
+        if label in _CORNERS:
+            corners.setdefault(label, xy)
+        elif label.lower().startswith("point_") and label[6:].isdigit():
+            numbered[int(label[6:])] = xy
+    if len(corners) == 4:
+        pts = [corners[c] for c in _CORNERS]
+    elif len(numbered) >= 3 and not corners:
+        pts = [numbered[k] for k in sorted(numbered)]
+    else:
+        missing = [c for c in _CORNERS if c not in corners]
+        raise SourceError(f"{xml_path}: base/spatialCoverage/boundingPolygon: missing corners {missing} "
+                          "(nor point_1..point_4)")
+    return [list(p) for p in pts] + [list(pts[0])]
+
+
+def _cloud_cover(root: ET.Element) -> float | None:
+    """Scene cloud cover in percent: EnMAP ``cloudCover``; DESIS ``percentageClouds``
+    (``specific/clouds/percentageClouds`` in the reader of find_string id 95694376;
+    FujiangJi/hyperproc @ 599513d9 hyperproc/readers/desis.py SCENE_TAGS)."""
+    names = {"cloudcover", "cloudcoverage", "percentageclouds"}
+    text = next((n.text for n in root.iter() if n.tag.lower() in names and n.text and n.text.strip()), None)
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None
+
+
+#: Root elements of the METADATA.XML of an order: EnMAP (schema metadata_Lx_*.xsd; the real file in
+#: tests/data/fixtures/enmap/snap/snap_enmap_L2A_gtif_qualification.zip) and DESIS (``hsi_doc``, as read by the DESIS
+#: reader of find_string id 95694376).
+ORDER_ROOTS = ("level_X", "hsi_doc")
+
+
 def parse_order_metadata(xml_path: Path) -> dict[str, Any]:
-    """A STAC item dict from one EnMAP L2A ``METADATA.XML`` (``level_X`` schema) and the rasters
-    beside it. Footprint: ``base/spatialCoverage/boundingPolygon`` corners; time:
-    ``base/temporalCoverage/startTime``; cloud cover: any ``cloudCover`` element (percent).
-    Asset keys are the file-name suffix after the product name, lower case (``spectral_image``,
-    ``ql_quality_cloud`` ...), the same keys as the demo's EnMAP items."""
+    """A STAC item dict from one EnMAP/DESIS L2A ``METADATA.XML`` (EnMAP ``level_X`` schema;
+    DESIS ``hsi_doc``) and the rasters beside it. Footprint: ``base/spatialCoverage/boundingPolygon``
+    (:func:`_footprint`); time: ``base/temporalCoverage/startTime``; cloud cover (percent):
+    :func:`_cloud_cover`. Asset keys are the file-name suffix after the product name, lower case,
+    without ``_COG`` or the extension (``spectral_image``, ``ql_quality_cloud`` ...; see
+    :func:`~spectralearth_data.engine.readers.enmap_order.order_asset_key`), the same keys as the
+    demo's EnMAP items."""
     try:
         root = ET.parse(xml_path).getroot()
     except (ET.ParseError, OSError) as e:
         raise SourceError(f"{xml_path}: not readable XML ({e})") from None
-    if root.tag != "level_X":
-        raise SourceError(f"{xml_path}: root element {root.tag!r}; expected an EnMAP 'level_X' METADATA.XML")
-    corners: dict[str, tuple[float, float]] = {}
-    for point in root.findall("base/spatialCoverage/boundingPolygon/point"):
-        frame = _text(point, "frame")
-        lat, lon = _text(point, "latitude"), _text(point, "longitude")
-        if frame in _CORNERS and lat and lon:
-            corners[frame] = (float(lon), float(lat))
-    missing = [c for c in _CORNERS if c not in corners]
-    if missing:
-        raise SourceError(f"{xml_path}: base/spatialCoverage/boundingPolygon: missing corners {missing}")
+    if root.tag not in ORDER_ROOTS:
+        raise SourceError(f"{xml_path}: root element {root.tag!r}; expected an EnMAP 'level_X' or DESIS 'hsi_doc' METADATA.XML")
+    ring = _footprint(root, xml_path)
     start = _text(root, "base/temporalCoverage/startTime")
     if not start:
         raise SourceError(f"{xml_path}: base/temporalCoverage/startTime: missing")
     name = _text(root, "metadata/name") or xml_path.name
     product = name.split("-METADATA")[0] if "-METADATA" in name else xml_path.parent.name
-    ring = [list(corners[c]) for c in _CORNERS] + [list(corners[_CORNERS[0]])]
     props: dict[str, Any] = {"datetime": start, "processing:level": _text(root, "base/level")}
-    cloud = next((n.text for n in root.iter() if n.tag.lower() in {"cloudcover", "cloudcoverage"} and n.text), None)
+    cloud = _cloud_cover(root)
     if cloud is not None:
-        try:
-            props["eo:cloud_cover"] = float(cloud)
-        except ValueError:
-            pass
+        props["eo:cloud_cover"] = cloud
     sensor = "desis" if "DESIS" in product.upper() else "enmap"
     props[SENSOR_PROPERTY] = sensor
+    from ..engine.readers.enmap_order import order_rasters
+
     assets = {}
-    for f in sorted(xml_path.parent.iterdir()):
-        if f.suffix.lower() in {".tif", ".tiff"} and f.name.startswith(product):
-            key = f.stem[len(product):].lstrip("-_").lower() or "image"
-            assets[key] = {"href": str(f.resolve()), "type": "image/tiff; application=geotiff", "roles": ["data"]}
+    for key, f in order_rasters(xml_path.parent, product).items():
+        assets[key] = {"href": str(f.resolve()), "type": _MEDIA_TYPES.get(f.suffix.lower(), "application/octet-stream"),
+                       "roles": ["data"]}
     assets["metadata"] = {"href": str(xml_path.resolve()), "type": "application/xml", "roles": ["metadata"]}
     return {
         "type": "Feature",

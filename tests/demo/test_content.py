@@ -16,6 +16,8 @@ from spectralearth_data.catalog import catalog_root, load_sensor
 from spectralearth_data.demo import make_demo_scenes
 from spectralearth_data.demo.scenes import demo_key
 from spectralearth_data.demo.stac_items import collection_id
+from spectralearth_data.engine import qa as qamod
+from spectralearth_data.masks import MaskFlag
 
 
 def _items(demo_items, name):
@@ -38,6 +40,14 @@ def _qa_layers(item, spec) -> dict[str, np.ndarray]:
         with rasterio.open(_asset(item, demo_key(spec, spec.qa.asset))) as ds:
             return {e.layer: ds.read(e.band) for e in spec.qa.entries}
     return {e.layer: _read(item, demo_key(spec, e.layer))[0] for e in spec.qa.entries}
+
+
+def _bits_of(entry) -> int:
+    """Every flag bit a QA layer entry can set (its ``flags``, or any of its ``classes``)."""
+    bits = entry.mask_bits
+    for b in entry.class_bits().values():
+        bits |= b
+    return bits
 
 
 def _bad_values(sensor_name: str, flags: set[str]) -> set[int]:
@@ -88,17 +98,24 @@ def test_hsi_quality_layers_flag_clouds_and_nodata(demo_items):
         layer = {e.layer: set(e.flags) for e in s.qa.entries}
         cloud_keys = [k for k, f in layer.items() if f == {"cloud"}]
         assert max(_qa_layers(item, s)[k].mean() for k in cloud_keys) > 0.02
-        nodata_key = next((k for k, f in layer.items() if f == {"nodata"}), None)
-        if nodata_key is None:  # DESIS QL_QUALITY-2 has no fill layer: nodata is the cube's fill
+        # layers that can say nodata: EnMAP QL_PIXELMASK (255) and QL_QUALITY_CLASSES (3), decoded
+        # as the pipeline does; DESIS QL_QUALITY-2 has no fill layer: nodata is the cube's fill
+        nodata_entries = [e for e in s.qa.entries if _bits_of(e) & MaskFlag.NODATA]
+        if name == "enmap":
+            assert {e.layer for e in nodata_entries} == {"quality_pixelmask", "quality_classes"}
+        if not nodata_entries:
             continue
-        with rasterio.open(_asset(item, s.data_asset)) as ds:
-            cube_nodata = ds.read(1) == ds.nodata
         other = next(it for it in _items(demo_items, name) if it is not item)
+        seen_nodata = False
         for it in (item, other):
-            mask = _qa_layers(it, s)[nodata_key]
+            layers = _qa_layers(it, s)
             with rasterio.open(_asset(it, s.data_asset)) as ds:
-                assert np.array_equal(mask == 1, ds.read(1) == ds.nodata)
-        assert cube_nodata.any() or (_qa_layers(other, s)[nodata_key] == 1).any()
+                cube_nodata = ds.read(1) == ds.nodata
+            seen_nodata |= bool(cube_nodata.any())
+            for e in nodata_entries:
+                got = (qamod.layer_bits(e, layers[e.layer]) & MaskFlag.NODATA) != 0
+                assert np.array_equal(got, cube_nodata), e.layer
+        assert seen_nodata
 
 
 def test_desis_quality_is_one_raster_in_the_ql_quality_2_band_order(demo_items):
@@ -184,8 +201,11 @@ def test_landsat_agrees_with_enmap_convolved_to_the_oli_srf(demo_items, band, co
     with rasterio.open(_asset(e_item, enmap.data_asset)) as ds:
         cube = ds.read().astype(float)
         etr = ds.transform
-    layer = {e.layer: set(e.flags) for e in enmap.qa.entries}
-    e_bad = sum(_read(e_item, k)[0] for k, f in layer.items() if f & {"nodata", "cloud", "cloud_shadow"}) > 0
+    bad = MaskFlag.NODATA | MaskFlag.CLOUD | MaskFlag.CLOUD_SHADOW
+    e_bad = np.zeros(cube.shape[1:], bool)
+    for e in enmap.qa.entries:
+        if _bits_of(e) & bad:
+            e_bad |= (qamod.layer_bits(e, _read(e_item, demo_key(enmap, e.layer))[0]) & bad) != 0
     dc, dr = round((etr.c - ltr.c) / 30), round((ltr.f - etr.f) / 30)
     h = min(cube.shape[1], dn.shape[0] - dr)
     w = min(cube.shape[2], dn.shape[1] - dc)

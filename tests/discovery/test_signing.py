@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from spectralearth_data import credentials
 from spectralearth_data.credentials import SasSigner, SasToken, earthdata_headers, sign_href
 
 HREF = "https://sentinel2l2a01.blob.core.windows.net/sentinel2-l2/01/C/CV/2024/B04.tif"
@@ -36,10 +37,17 @@ def test_tokens_are_cached_and_refreshed_before_expiry():
     assert len(calls) == 3
 
 
-def test_non_blob_hrefs_and_other_sources_are_untouched(monkeypatch):
+def test_non_blob_hrefs_are_untouched_and_blobs_are_signed_whatever_the_source(monkeypatch):
     signer = SasSigner(lambda a, c: (_ for _ in ()).throw(AssertionError("no token wanted")))
     assert signer.sign("https://sentinel-cogs.s3.us-west-2.amazonaws.com/a.tif").endswith("a.tif")
-    assert sign_href("earth-search", HREF) == HREF
+    assert sign_href("earth-search", "https://sentinel-cogs.s3.us-west-2.amazonaws.com/a.tif").endswith("a.tif")
+    # a Planetary Computer blob is signed by its host (sources.yaml `hosts`), not by the source's
+    # name: items copied into a local: catalogue still read (injected tokens, no network)
+    monkeypatch.setattr(credentials, "_sas_signer", SasSigner(lambda a, c: SasToken("sv=1&sig=x", datetime.now(UTC) + timedelta(hours=1))))
+    for source in ("earth-search", "local:/data/catalog.json", None):
+        assert sign_href(source, HREF) == HREF + "?sv=1&sig=x"
+    public = "https://ai4edatasetspublicassets.blob.core.windows.net/assets/thumb.png"
+    assert sign_href("local:/data/catalog.json", public) == public  # PC's public thumbnails are not signed
     monkeypatch.delenv("EARTHDATA_TOKEN", raising=False)
     assert earthdata_headers() == {}
     monkeypatch.setenv("EARTHDATA_TOKEN", "abc")

@@ -46,18 +46,32 @@ def test_paging_returns_every_item_across_pages(stac_api, tasmania, fast_retry):
     assert all(json.loads(r.body)["limit"] == 1 for r in posts)
 
 
+def test_next_link_paging_is_bounded_by_max_pages(stac_api, tasmania, fast_retry):
+    # a source's max_pages bounds next-link paging too: 4 items in pages of 1 need 4 pages
+    spec = load_sources()["planetary-computer"].model_copy(update={"page_size": 1, "max_pages": 2})
+    request = SearchRequest(region=parse_region(tasmania), sensors=(_sensor("landsat"),))
+    with pytest.raises(SourceError, match=r"read 2 items in 2 pages of up to 1 \(max_pages 2\).*narrow"):
+        StacApiSource(spec, retry=fast_retry, url=stac_api).search(request)
+    spec = spec.model_copy(update={"max_pages": 4})
+    assert len(StacApiSource(spec, retry=fast_retry, url=stac_api).search(request)) == 4
+
+
 def test_cloud_and_platform_filter_client_side_when_server_lacks_query(stac_api, tasmania, fast_retry):
-    # rustac does not advertise the query extension: nothing is sent, the client filters instead,
-    # whatever sources.yaml says, and both configurations give the same answer.
-    for source in ("planetary-computer", "dlr-geoservice"):
-        spec = load_sources()[source].model_copy(update={"name": "planetary-computer"})
+    # rustac does not advertise the query extension: no `query` is sent, the client filters instead,
+    # whatever sources.yaml says, and both configurations give the same answer. The DLR one sends
+    # the region's bbox instead of `intersects` (sources.yaml); its CQL2 cloud filter is left out
+    # here because rustac answers no items at all to a body with "filter-lang" (the DLR replay
+    # test checks the filter).
+    for source, spatial in (("planetary-computer", "intersects"), ("dlr-geoservice", "bbox")):
+        spec = load_sources()[source].model_copy(update={"name": "planetary-computer", "cloud_filter": "none"})
         with FaultProxy(stac_api) as proxy:
             src = StacApiSource(spec, retry=fast_retry, url=proxy.url)
             req = SearchRequest(region=parse_region(tasmania), sensors=(_sensor("landsat"),), max_cloud=30.0)
             scenes = src.search(req)
         posts = [json.loads(r.body) for r in proxy.log if r.method == "POST"]
         assert posts and all("query" not in body for body in posts)
-        assert all(body["collections"] == ["landsat-c2-l2"] and "intersects" in body for body in posts)
+        assert all(body["collections"] == ["landsat-c2-l2"] and spatial in body for body in posts), source
+        assert all("filter" not in body for body in posts), source
         assert sorted(scenes["cloud_cover"].round(1)) == [25.4, 25.5], source
 
 

@@ -145,6 +145,7 @@ def enmap_scene(dirpath: Path, scene_id: str, cells: list[Cell], *, seed: int = 
         if not b.usable and i % 4 == 0:
             cube[i] = -32768
     assets = {"spectral_image": str(write_tif(d / "SPECTRAL_IMAGE.tif", cube, tr, 32633, nodata=-32768, interleave=interleave))}
-    for e in spec.qa.entries:
-        assets[e.layer] = str(write_tif(d / f"{e.layer}.tif", np.zeros((1, *shape), np.uint8), tr, 32633))
+    for e in spec.qa.entries:  # QL_PIXELMASK (per_band): one band per spectral band, like DLR's
+        n = len(spec.bands) if e.per_band else 1
+        assets[e.layer] = str(write_tif(d / f"{e.layer}.tif", np.zeros((n, *shape), np.uint8), tr, 32633))
     return assets, tr, shape

@@ -3,8 +3,6 @@ and the one reader's index and fill rules."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -113,16 +111,3 @@ def test_one_fill_rule_for_every_reader(tmp_path):
     raw = np.array([[[-5, 1], [3, -5]], [[-5, 2], [-5, 4]]], dtype=np.float32)
     np.testing.assert_array_equal(empty_pixels(raw, coding.fill), [[True, False], [False, False]])
     np.testing.assert_array_equal(decode_stored(raw, coding), np.where(raw == -5, np.nan, raw * 2))
-
-
-def test_the_release_package_imports_no_model_flows_search_or_tiling_code():
-    """The loader, the flows and the engine build on it; it builds on none of them."""
-    probe = (
-        "import importlib, pkgutil, sys, spectralearth_data.release as r\n"
-        "for m in pkgutil.walk_packages(r.__path__, 'spectralearth_data.release.'):\n"
-        "    importlib.import_module(m.name)\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'prefect', 'flows', "
-        "'spectralearth_model') or m.startswith(('spectralearth_data.sources', 'spectralearth_data.engine'))))"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"

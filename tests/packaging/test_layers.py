@@ -1,4 +1,5 @@
-"""The layers: the data package stands alone (no torch, Prefect, flows or model package)."""
+"""The layers: each package imports only the ones below it (data < model < flows), checked in a
+fresh interpreter that imports every module of the package."""
 
 from __future__ import annotations
 
@@ -6,35 +7,46 @@ import json
 import subprocess
 import sys
 
-#: What the data layer must never pull in, directly or through another module.
-UPPER = ("torch", "prefect", "flows", "spectralearth_model")
-
 _PROBE = """
 import importlib, json, pkgutil, sys
-import spectralearth_data
-names = sorted(m.name for m in pkgutil.walk_packages(spectralearth_data.__path__, "spectralearth_data."))
+package = importlib.import_module({package!r})
+names = sorted(m.name for m in pkgutil.walk_packages(package.__path__, {package!r} + "."))
 for name in names:
     importlib.import_module(name)
-print(json.dumps({"modules": names, "loaded": sorted({m.split(".")[0] for m in sys.modules})}))
+print(json.dumps({{"modules": names, "loaded": sorted(sys.modules)}}))
 """
 
 
-def test_every_data_module_imports_without_the_layers_above():
-    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True)
+def _import_all(package: str) -> tuple[list[str], set[str]]:
+    """(every module of ``package``, every module loaded after importing them all)."""
+    out = subprocess.run([sys.executable, "-c", _PROBE.format(package=package)],
+                         capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(result["modules"]) > 40  # the probe really walked the package
+    return result["modules"], set(result["loaded"])
+
+
+def _tops(loaded: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in loaded}
+
+
+def test_every_data_module_imports_without_the_layers_above():
+    modules, loaded = _import_all("spectralearth_data")
+    assert len(modules) > 40  # the probe really walked the package
     assert {"spectralearth_data.cli", "spectralearth_data.release", "spectralearth_data.grid",
-            "spectralearth_data.credentials"} <= set(result["modules"])
-    leaked = [m for m in UPPER if m in result["loaded"]]
+            "spectralearth_data.credentials"} <= set(modules)
+    leaked = sorted(_tops(loaded) & {"torch", "prefect", "flows", "spectralearth_model"})
     assert not leaked, f"importing spectralearth_data loaded {leaked}"
 
 
+def test_the_release_package_imports_no_search_or_tiling_code():
+    """The loader, the flows and the engine build on the release package; it builds on none of them."""
+    _, loaded = _import_all("spectralearth_data.release")
+    leaked = sorted(m for m in loaded if m.startswith(("spectralearth_data.sources", "spectralearth_data.engine"))
+                    or m.split(".")[0] in ("torch", "prefect", "flows", "spectralearth_model"))
+    assert not leaked, f"importing spectralearth_data.release loaded {leaked}"
+
+
 def test_the_model_package_does_not_import_flows():
-    probe = (
-        "import importlib, pkgutil, sys, spectralearth_model\n"
-        "for m in pkgutil.walk_packages(spectralearth_model.__path__, 'spectralearth_model.'):\n"
-        "    importlib.import_module(m.name)\n"
-        "print('flows' in {n.split('.')[0] for n in sys.modules})"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    modules, loaded = _import_all("spectralearth_model")
+    assert "spectralearth_model.cli" in modules
+    assert "flows" not in _tops(loaded) and "prefect" not in _tops(loaded)

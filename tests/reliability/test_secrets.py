@@ -24,10 +24,16 @@ from .ledger import LEDGER
 EARTHDATA = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJ1aWQiOiJzcGVjdHJhbGVhcnRoLXRlc3QifQ.Zm9yLXRlc3RzLW9ubHktMTIzNDU2Nzg5"
 SIG = "hF3kq9Zr%2BQm7Xv0L1s8yT2nW5pJ6cV4bN0aR3eU9dI%3D"
 SAS = f"st=2026-11-29T00%3A00%3A00Z&se=2026-11-30T00%3A00%3A00Z&sp=rl&sv=2024-08-04&sr=c&skoid=abc&sig={SIG}"
-SECRETS = {"EARTHDATA_TOKEN": EARTHDATA, "AZURE_STORAGE_SAS_TOKEN": SAS, "PC_SDK_SUBSCRIPTION_KEY": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}
+#: An Earthdata Login password (EARTHDATA_PASSWORD, as earthaccess's "environment" strategy reads
+#: it; the same kind of secret as a ~/.netrc password) and AWS keys (requester-pays reads).
+EDL_PASSWORD = "Edl-Pa55word-7c1d9e"
+AWS_SECRET = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"
+SECRETS = {"EARTHDATA_TOKEN": EARTHDATA, "AZURE_STORAGE_SAS_TOKEN": SAS, "PC_SDK_SUBSCRIPTION_KEY": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+           "EARTHDATA_USERNAME": "edl-user", "EARTHDATA_PASSWORD": EDL_PASSWORD, "AWS_SECRET_ACCESS_KEY": AWS_SECRET}
 #: The byte strings that must never be written (the signature alone is enough to leak).
 NEEDLES = [EARTHDATA.encode(), SIG.encode(), SIG.replace("%2B", "+").replace("%3D", "=").encode(),
-           SECRETS["PC_SDK_SUBSCRIPTION_KEY"].encode(), b"eyJ1aWQiOiJzcGVjdHJhbGVhcnRoLXRlc3QifQ"]
+           SECRETS["PC_SDK_SUBSCRIPTION_KEY"].encode(), b"eyJ1aWQiOiJzcGVjdHJhbGVhcnRoLXRlc3QifQ",
+           EDL_PASSWORD.encode(), AWS_SECRET.encode()]
 
 
 def leaks(*roots: Path) -> list[str]:

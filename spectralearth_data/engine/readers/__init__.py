@@ -50,10 +50,13 @@ class SceneRef:
 
 @dataclass
 class SceneRaster:
-    """A scene on the target grid: ``data`` (C, H, W) native dtype, ``mask`` (H, W) uint8 flags."""
+    """A scene on the target grid: ``data`` (C, H, W) native dtype in the catalog's encoding,
+    ``mask`` (H, W) uint8 flags, and ``encoding`` the scene's own per-band scale/offset before it
+    was re-encoded (empty where the reader does not say)."""
 
     data: np.ndarray
     mask: np.ndarray
+    encoding: tuple = ()
 
 
 def asset_href(spec: SensorSpec, scene: SceneRef, key: str) -> str:
@@ -137,18 +140,18 @@ def read_cog_scene(spec: SensorSpec, scene: SceneRef, geobox, bands: tuple[BandS
     from .enmap_order import apply_order_calibration
 
     apply_order_calibration(spec, scene, data, bands)
-    harmonize_dn(spec, scene, data, bands)
+    encoding = harmonize_dn(spec, scene, data, bands)
     mask = qamod.data_bits(data, bands, usable_mask(bands))
     if spec.qa is not None:
-        mask |= _read_qa(spec, scene, geobox)
-    return SceneRaster(data, mask)
+        mask |= _read_qa(spec, scene, geobox, bands)
+    return SceneRaster(data, mask, encoding)
 
 
-def _read_qa(spec: SensorSpec, scene: SceneRef, geobox) -> np.ndarray:
+def _read_qa(spec: SensorSpec, scene: SceneRef, geobox, bands: tuple[BandSpec, ...] | None = None) -> np.ndarray:
     qa = spec.qa
     assert qa is not None
     if qa.kind == "layers":
-        return qamod.layers_to_bits(qa, _read_qa_layers(spec, scene, geobox), geobox.shape)
+        return qamod.layers_to_bits(qa, _read_qa_layers(spec, scene, geobox, bands), geobox.shape)
     real = _asset_key_for(spec, scene, qa.asset)
     values = read_onto(
         scene.assets[real], geobox, indexes=[1], dtype=qa.dtype, nodata=None,
@@ -157,18 +160,22 @@ def _read_qa(spec: SensorSpec, scene: SceneRef, geobox) -> np.ndarray:
     return qamod.qa_to_bits(qa, values)
 
 
-def _read_qa_layers(spec: SensorSpec, scene: SceneRef, geobox) -> dict[str, np.ndarray]:
+def _read_qa_layers(spec: SensorSpec, scene: SceneRef, geobox,
+                    bands: tuple[BandSpec, ...] | None = None) -> dict[str, np.ndarray]:
     """The quality layers that set mask flags, on ``geobox`` (layers without flags are not read).
 
     Either bands of the one QA asset (``entries[i].band``: DESIS QL_QUALITY-2), read in one pass
-    and required; or one single-band asset per layer (EnMAP QL_QUALITY_*), where a missing layer
-    is skipped (an order folder may hold only the cube). A scene with none of its layers is
+    and required; or one asset per layer (EnMAP QL_*), where a missing layer is skipped (an order
+    folder may hold only the cube). A layer is read as one band, or, when ``per_band`` (EnMAP
+    QL_PIXELMASK: one band per spectral band), as the bands of the *usable* spectral bands of
+    ``bands`` (default: the stored bands), ``(k, H, W)`` (a mask with fewer bands than the cube is
+    refused by :func:`~.cog.read_onto`, naming the file and the band count). A scene with none of its layers is
     logged: its pixels are flagged from the data values alone, and a provider whose keys the
     catalog does not map would look cloud-free.
     """
     qa = spec.qa
     assert qa is not None
-    wanted = [e for e in qa.entries if e.mask_bits]
+    wanted = [e for e in qa.entries if e.sets_flags]
     if not wanted:
         return {}
     if qa.banded:
@@ -184,8 +191,17 @@ def _read_qa_layers(spec: SensorSpec, scene: SceneRef, geobox) -> dict[str, np.n
             real = _asset_key_for(spec, scene, e.layer)  # type: ignore[arg-type]
         except InputDataError:
             continue
+        href = scene.assets[real]
+        if e.per_band:
+            cube = bands if bands is not None else stored_bands(spec)
+            indexes = [(b.index if b.index is not None else i) + 1 for i, b in enumerate(cube) if b.usable]
+            layers[str(e.layer)] = read_onto(
+                href, geobox, indexes=indexes, dtype=qa.dtype, nodata=None,
+                resampling=Resampling.nearest, source=scene.source,
+            )
+            continue
         layers[str(e.layer)] = read_onto(
-            scene.assets[real], geobox, indexes=[1], dtype="float32", nodata=None,
+            href, geobox, indexes=[1], dtype="float32", nodata=None,
             resampling=Resampling.nearest, source=scene.source,
         )[0]
     if not layers:
@@ -201,34 +217,42 @@ def _warn_no_qa(scene_id: str, source: str, sensor: str, layers: str, assets: st
                 "values flag its pixels", scene_id, source, sensor, layers, assets)
 
 
-def harmonize_dn(spec: SensorSpec, scene: SceneRef, data: np.ndarray, bands: tuple[BandSpec, ...]) -> None:
-    """Bring every scene of a product onto the catalog's single scale/offset, in place.
+def harmonize_dn(spec: SensorSpec, scene: SceneRef, data: np.ndarray, bands: tuple[BandSpec, ...]) -> tuple:
+    """Bring this scene's DNs onto the catalog's single scale/offset per band, in place, and
+    return the scene's own encoding (:func:`.encoding.scene_encoding`: the item's raster:bands,
+    corrected by an ``offset_applied_property`` such as ``earthsearch:boa_offset_applied``, else
+    the product's ``offset_rule``, else the catalog), so all stored patches decode with the same
+    CF attributes (``add_offset`` = the bands' offset)."""
+    from .encoding import reencode, scene_encoding
 
-    Where the catalog has an ``offset_rule`` (Sentinel-2 processing baseline), scenes whose offset
-    differs from the bands' stored offset get their valid DNs shifted by
-    ``+(scene_offset - band_offset) / scale`` (DN*s + o_scene = DN'*s + o_band), so all stored patches decode with the same CF
-    attributes (``add_offset`` = the bands' offset).
-    """
-    rule = getattr(spec, "offset_rule", None)
-    if rule is None or not bands:
-        return
-    props = (scene.item or {}).get("properties") or {}
-    scene_offset = rule.offset_for(props)
-    shift = round((scene_offset - bands[0].offset) / bands[0].scale)
-    if shift == 0:
-        return
-    nodata = bands[0].nodata
-    info = np.iinfo(data.dtype) if data.dtype.kind in "ui" else None
-    valid = data != nodata if nodata is not None else np.ones(data.shape, bool)
-    shifted = data[valid].astype(np.int64) + shift
-    if info is not None:
-        shifted = np.clip(shifted, max(info.min, 1 if nodata == 0 else info.min), info.max)
-    data[valid] = shifted.astype(data.dtype)
+    if not bands:
+        return ()
+    enc = scene_encoding(spec, scene, bands)
+    reencode(data, bands, enc)
+    return enc
+
+
+def check_supported(spec: SensorSpec, scene: SceneRef) -> None:
+    """Refuse a scene from a provider the catalog marks ``unsupported`` (e.g. Sentinel-1 GRD
+    amplitude planned as gamma0), naming the reason."""
+    collection = (scene.item or {}).get("collection")
+    p = spec.provider_for(scene.source, collection)
+    if p is not None and p.unsupported and (collection is None or p.collection == collection):
+        raise InputDataError(f"{spec.name} scene {scene.scene_id} ({scene.source}, {collection}): {p.unsupported}")
 
 
 def read_scene(spec: SensorSpec, scene: SceneRef, geobox, bands: tuple[BandSpec, ...] | None = None) -> SceneRaster:
     """One scene of product ``spec`` on ``geobox`` (see the module docstring for the dispatch)."""
+    from ...credentials import reading_item
+
+    # the scene's STAC item says which assets are requester-pays (credentials.gdal_options)
+    with reading_item(scene.item):
+        return _read_scene(spec, scene, geobox, bands)
+
+
+def _read_scene(spec: SensorSpec, scene: SceneRef, geobox, bands: tuple[BandSpec, ...] | None) -> SceneRaster:
     bands = bands if bands is not None else stored_bands(spec)
+    check_supported(spec, scene)
     key = spec.data_asset
     if key is not None:
         href = asset_href(spec, scene, key)

@@ -32,9 +32,9 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from ...credentials import redact
+from ...credentials import REQUESTER_PAYS_HOWTO, gdal_options, redact, resign_href
 from ...errors import InputDataError
-from ..hrefs import gdal_path
+from ..hrefs import gdal_path, vsi_path
 
 #: GDAL settings of every read: no directory listings, merged range requests, a read cache, and a
 #: block cache of 512 MiB per process (given in bytes: rasterio reads small integers as bytes,
@@ -188,15 +188,22 @@ def read_many_onto(
     return outs
 
 
-def _read_source(href, geobox, indexes, dtype, nodata, source, expect_epsg) -> tuple[np.ndarray, _Pending | None]:
+def _read_source(href, geobox, indexes, dtype, nodata, source, expect_epsg,
+                 renewed: str | None = None) -> tuple[np.ndarray, _Pending | None]:
     """The output array of one raster (prefilled, or complete for an aligned read) and, when it
-    must be warped, its decoded source window."""
+    must be warped, its decoded source window.
+
+    The href is signed again for every call (a token near expiry is replaced). When a signed
+    read is refused with 403 (its SAS token expired, e.g. on a dataset :func:`keep_open` held
+    for long), it is re-signed with a new token and reopened once (``renewed``: that path).
+    """
     fill = 0 if nodata is None else nodata
     h, w = geobox.shape
-    path = gdal_path(href, source)
+    path = renewed or gdal_path(href, source)
     cache = getattr(_KEPT, "datasets", None)
+    options = gdal_options(href)  # e.g. AWS_REQUEST_PAYER for a requester-pays asset
     try:
-        with rasterio.Env(**GDAL_ENV):
+        with rasterio.Env(**GDAL_ENV, **options):
             ds = _open(path, cache)
             try:
                 _check_crs(ds, href, expect_epsg)
@@ -226,8 +233,42 @@ def _read_source(href, geobox, indexes, dtype, nodata, source, expect_epsg) -> t
         raise
     except RasterioError as e:
         _drop(path, cache)
+        if renewed is None and path != vsi_path(href) and _refused(e, path):
+            fresh = resign_href(source, href)
+            if fresh is not None:
+                return _read_source(href, geobox, indexes, dtype, nodata, source, expect_epsg, vsi_path(fresh))
         # GDAL names the (possibly signed) path it opened: say the unsigned href instead
-        raise InputDataError(f"{href}: cannot read raster ({redact(_first_line(e).replace(path, href))})") from None
+        why = redact(_first_line(e).replace(path, href))
+        if options.get("AWS_REQUEST_PAYER"):
+            why += f"; {REQUESTER_PAYS_HOWTO}"
+        raise InputDataError(f"{href}: cannot read raster ({why})") from None
+
+
+def _refused(e: BaseException | None, path: str) -> bool:
+    """Whether the server refused the signed read of ``path`` (HTTP 403: its SAS token expired).
+
+    GDAL says "HTTP response code: 403" when an open is refused, but a refused block read of an
+    open dataset only reports a short read ("TIFFReadEncodedStrip ... got 0 bytes"), so that
+    case asks the server once, with a one-byte range request.
+    """
+    err, seen = e, 0
+    while err is not None and seen < 8:  # rasterio chains GDAL's messages as causes
+        if "403" in str(err):
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    if not path.startswith("/vsicurl/"):
+        return False
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(path[len("/vsicurl/"):], headers={"Range": "bytes=0-0"})
+    try:
+        with urllib.request.urlopen(req, timeout=15):
+            return False
+    except urllib.error.HTTPError as http_error:
+        return http_error.code == 403
+    except OSError:
+        return False
 
 
 def _holds(src: np.ndarray, value: float) -> bool:

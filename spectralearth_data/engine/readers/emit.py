@@ -20,7 +20,7 @@ import numpy as np
 from pyproj import Transformer
 
 from ...catalog import BandSpec, SensorSpec
-from ...credentials import redact, request_headers
+from ...credentials import redact
 from ...errors import InputDataError
 from .. import qa as qamod
 from ..hrefs import local_path
@@ -36,14 +36,14 @@ def _open_h5(href: str, source: str | None = None):
             with h5py.File(path, "r") as f:
                 yield f
         else:
-            import fsspec
+            from .httpfile import open_http
 
-            # the source's read-time credentials (an Earthdata bearer token for ``auth:
-            # earthdata``): used for this open only, never stored
-            headers = request_headers(source, href)
-            opts = {"headers": headers} if headers else {}
-            with fsspec.open(href, "rb", **opts) as fh, h5py.File(fh, "r") as f:
+            # the href's read-time credentials (for ``auth: earthdata`` the first Earthdata
+            # Login that the server accepts): used for this open only, never stored
+            with open_http(href, source) as fh, h5py.File(fh, "r") as f:
                 yield f
+    except InputDataError:
+        raise
     except (OSError, ValueError) as e:
         raise InputDataError(f"{redact(href)}: cannot read EMIT NetCDF ({redact(str(e))})") from None
 

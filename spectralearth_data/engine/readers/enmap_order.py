@@ -91,10 +91,24 @@ def metadata_href(scene) -> str | None:
     return None
 
 
-def check_band_table(order: OrderBands, bands: tuple[BandSpec, ...], where: str) -> None:
+#: DESIS spectral binning: band count of a binned product -> binning factor. "no-binning results in
+#: 235 spectral bands ..., 2x binning with 118 spectral bands, 3x binning with 79 ... and 4x binning
+#: with 60" (DLR, DESIS data products page, dlr.de/en/eoc/research-transfer/projects-missions/desis/
+#: products/data-products). Binned bands are sums of adjacent bands with their own centres and
+#: widths; the store's DESIS band table is the unbinned 235, so binned orders are refused.
+DESIS_BINNED_BANDS = {118: 2, 79: 3, 60: 4}
+
+
+def check_band_table(order: OrderBands, bands: tuple[BandSpec, ...], where: str, sensor: str | None = None) -> None:
     """Refuse an order whose bands do not match the catalog's (count, centre wavelengths)."""
-    if len(order.wavelength) != len(bands):
-        raise InputDataError(f"{where}: the order has {len(order.wavelength)} bands, the catalog lists {len(bands)}")
+    n = len(order.wavelength)
+    if sensor == "desis" and n in DESIS_BINNED_BANDS and n != len(bands):
+        raise InputDataError(
+            f"{where}: a binned DESIS product ({n} bands, {DESIS_BINNED_BANDS[n]}x spectral binning); only "
+            f"unbinned DESIS L2A products ({len(bands)} bands) are supported: order the scene without binning"
+        )
+    if n != len(bands):
+        raise InputDataError(f"{where}: the order has {n} bands, the catalog lists {len(bands)}")
     cat = np.array([np.nan if b.wavelength_nm is None else b.wavelength_nm for b in bands])
     diff = np.abs(order.wavelength - cat)
     worst = int(np.nanargmax(diff)) if np.isfinite(diff).any() else 0
@@ -136,19 +150,50 @@ def apply_order_calibration(spec: SensorSpec, scene, data: np.ndarray, bands: tu
     if path is None:
         return  # remote orders: DLR's STAC items carry the catalog encoding
     order = parse_order_bands(str(Path(path)))
-    check_band_table(order, bands, f"{spec.name} order {scene.scene_id} ({Path(path).name})")
+    check_band_table(order, bands, f"{spec.name} order {scene.scene_id} ({Path(path).name})", spec.name)
     recalibrate(data, order, bands)
 
 
+#: Raster files of an order, by extension: GeoTIFF (also DLR's ``_COG.TIF`` copies that the STAC
+#: items link), JPEG2000, and ENVI's binary cube (GDAL opens ``.BSQ/.BIL/.BIP`` and finds the
+#: ``.HDR`` beside it). The order form's formats: see catalogs/sensors/enmap.yaml (local provider).
+ORDER_RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".j2k", ".bsq", ".bil", ".bip")
+
+
+def order_asset_key(file_name: str, product: str) -> str | None:
+    """The asset key of one file of an order (``None``: not a raster of ``product``): the part
+    after the product name, lower case, without the extension and without DLR's ``_COG`` suffix
+    (``<product>-QL_PIXELMASK_COG.TIF`` and ``<product>-QL_PIXELMASK.TIF`` -> ``ql_pixelmask``)."""
+    p = Path(file_name)
+    if p.suffix.lower() not in ORDER_RASTER_SUFFIXES or not p.name.startswith(product):
+        return None
+    key = p.stem[len(product):].lstrip("-_").lower()
+    if key.endswith("_cog"):
+        key = key[: -len("_cog")]
+    return key or "image"
+
+
+def order_rasters(folder: Path, product: str) -> dict[str, Path]:
+    """Asset key -> file for the rasters of ``product`` in ``folder``. Where one layer exists in
+    two spellings (plain and ``_COG``, or TIF and JP2), the GeoTIFF without ``_COG`` is taken."""
+    found: dict[str, list[Path]] = {}
+    for f in sorted(Path(folder).iterdir()):
+        key = order_asset_key(f.name, product) if f.is_file() else None
+        if key is not None:
+            found.setdefault(key, []).append(f)
+
+    def rank(f: Path) -> tuple[int, int]:
+        return (ORDER_RASTER_SUFFIXES.index(f.suffix.lower()), f.stem.upper().endswith("_COG"))
+
+    return {k: min(v, key=rank) for k, v in found.items()}
+
+
 def order_assets(xml_path: Path) -> dict[str, str]:
-    """Asset key -> path for the rasters beside a METADATA.XML (keys: lower-case file suffix
-    after the product name, as the local source writes them) plus ``metadata``."""
+    """Asset key -> path for the rasters beside a METADATA.XML (keys: :func:`order_asset_key`, as
+    the local source writes them) plus ``metadata``."""
     xml_path = Path(xml_path)
     product = xml_path.name.split("-METADATA")[0] if "-METADATA" in xml_path.name.upper() else ""
-    assets = {}
-    for f in sorted(xml_path.parent.iterdir()):
-        if f.suffix.lower() in {".tif", ".tiff"} and f.name.startswith(product):
-            assets[f.stem[len(product):].lstrip("-_").lower() or "image"] = str(f)
+    assets = {k: str(f) for k, f in order_rasters(xml_path.parent, product).items()}
     assets["metadata"] = str(xml_path)
     return assets
 
