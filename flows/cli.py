@@ -69,8 +69,46 @@ def _isolate_prefect(out: Path) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
+#: Default of ``serve --wait``: seconds to wait for a Prefect server that is still starting.
+SERVE_WAIT_S = 10.0
+
+
+def wait_for_server(url: str, wait_s: float) -> None:
+    """Return once the Prefect API at ``url`` answers ``/health``; poll for up to ``wait_s`` seconds
+    (a server that is starting), then raise :class:`~flows.params.ParameterError` in one line that
+    names the URL and how to start a server. ``wait_s`` 0 probes once."""
+    import time
+
+    import httpx
+
+    from flows.params import ParameterError
+
+    health = url.rstrip("/") + "/health"
+    deadline = time.monotonic() + max(wait_s, 0.0)
+    while True:
+        try:
+            res = httpx.get(health, timeout=max(1.0, min(5.0, deadline - time.monotonic())))
+            if res.status_code == 200:
+                return
+            why = f"{health} answers HTTP {res.status_code}"
+            if res.status_code == 404:
+                why += " (is PREFECT_API_URL the API root, ending in /api?)"
+        except httpx.HTTPError as e:
+            why = f"{type(e).__name__}: {str(e).strip() or 'no answer'}"
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    raise ParameterError(
+        f"no Prefect server answers at PREFECT_API_URL={url} ({why}; waited {wait_s:g} s): start one with "
+        f"`prefect server start` (or fix PREFECT_API_URL), or give a starting server longer with --wait SECONDS"
+    )
+
+
 def serve(
     limit: Annotated[int | None, typer.Option(help="Most flow runs at once (default: no limit).")] = None,
+    wait: Annotated[float, typer.Option(
+        "--wait", min=0, help="Seconds to wait for the Prefect server at PREFECT_API_URL to answer "
+        "(one that is starting); 0 checks once.")] = SERVE_WAIT_S,
 ) -> None:
     """Register and serve every deployment: curate/region, rebuild/weekly, train/after-release,
     evaluate/after-train. Needs PREFECT_API_URL pointing at a running Prefect server."""
@@ -79,12 +117,13 @@ def serve(
     from flows.deployments import serve_all
     from flows.params import ParameterError
 
-    if not PREFECT_API_URL.value():  # a temporary server would vanish with this process
+    url = PREFECT_API_URL.value()
+    if not url:  # a temporary server would vanish with this process
         raise ParameterError(
             "PREFECT_API_URL is not set: start a server (prefect server start) and "
             "export PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
-
+    wait_for_server(url, wait)
     serve_all(limit=limit)
 
 

@@ -89,6 +89,34 @@ def default_release_id(region: str, cell_m: int) -> str:
     return f"{stem}-{cell_m}m"
 
 
+def check_cells(cells: list[str] | tuple[str, ...] | str | None, cell_m: int, region) -> tuple[str, ...] | None:
+    """Cell ids of ``cell_m`` metres that lie in ``region`` (they are numbered per cell size, so an
+    id of another size or region points elsewhere); known before any search or co-location."""
+    from spectralearth_data.grid import parse_cell_id
+
+    if cells is None:
+        return None
+    if isinstance(cells, str):
+        cells = [c.strip() for c in cells.split(",") if c.strip()]
+    if not cells:
+        raise ParameterError("cells: empty list; leave it out to tile every cell of the plan")
+    area = region.shape
+    outside = []
+    for c in cells:
+        try:
+            cell = parse_cell_id(str(c), cell_m)
+        except SpectralEarthError as e:
+            raise ParameterError(f"cells: {e}") from None
+        if not cell.polygon_lonlat().intersects(area):
+            outside.append(str(c))
+    if outside:
+        shown = ", ".join(outside[:3]) + (f" (+{len(outside) - 3} more)" if len(outside) > 3 else "")
+        raise ParameterError(
+            f"cells: {shown} not in region {region.name!r} at cell_m={cell_m} (cell ids are numbered per cell "
+            "size); give ids of this region's plan (its coverage map or plan.parquet), or leave cells out")
+    return tuple(map(str, cells))
+
+
 def check_curate(
     region: str,
     start: str | date | None = None,
@@ -125,6 +153,7 @@ def check_curate(
             load_sensor(s).patch_px_for(cell_m)
         except SpectralEarthError as e:
             raise ParameterError(f"cell_m: {e}") from None
+    cells_t = check_cells(cells, cell_m, reg)
     if max_cloud is not None and not 0 <= max_cloud <= 100:
         raise ParameterError(f"max_cloud={max_cloud}: expected a percentage within [0, 100]")
     release_id = release or default_release_id(reg.name, cell_m)
@@ -143,5 +172,5 @@ def check_curate(
         max_cloud=max_cloud,
         anchors=anchor_t,
         window_days=dict(window_days) if window_days else None,
-        cells=tuple(cells) if cells else None,
+        cells=cells_t,
     )

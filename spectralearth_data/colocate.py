@@ -289,6 +289,64 @@ def colocate(scenes: gpd.GeoDataFrame, cell_m: int = 3840, window_days: dict[str
     return _assemble(parts, scenes, A, products, ids, u_epsg, polys, cell_m, catalog)
 
 
+#: Smaller cell sizes :func:`explain_empty` tries when no cell fits inside the anchor scenes.
+_SMALLER_CELLS_M = (1920, 960, 480, 240)
+
+
+#: How :func:`explain_empty` names the settings to change: the command line's options.
+CLI_OPTIONS = {"cell_m": "--cell-m {}", "anchor": "--anchor {}", "min_fraction": "--min-fraction"}
+
+
+def explain_empty(scenes: gpd.GeoDataFrame, cell_m: int = 3840, anchors: list[str] | None = None,
+                  min_fraction: float = 1.0, options: dict[str, str] | None = None) -> str:
+    """Why :func:`colocate` gives no cells for these arguments, and what to change (one line).
+
+    ``options`` names the settings as the caller's user knows them (default :data:`CLI_OPTIONS`;
+    a flow passes its parameter names)."""
+    opt = {**CLI_OPTIONS, **(options or {})}
+    scenes = _check_scenes(scenes)
+    catalog = load_catalog()
+    present = sorted(map(str, scenes["sensor"].unique()))
+    if not present:
+        return "the scene table has no scenes with a footprint (the search found none)"
+    if anchors is None:
+        anchors = [s for s in present if s in catalog and catalog[s].kind == "hsi"]
+        if not anchors:
+            return (f"no hyperspectral scenes to anchor the cells (products present: {', '.join(present)}); "
+                    f"give {opt['anchor'].format('s2')} (or another product present) to anchor on it")
+    sel = scenes["sensor"].isin(anchors).to_numpy()
+    if not sel.any():
+        return (f"no scenes of the anchor product(s) {', '.join(anchors)} (products present: {', '.join(present)}); "
+                f"give {opt['anchor'].format('PRODUCT')} with one of those")
+    geoms = np.asarray(scenes.geometry.values[sel], dtype=object)
+    cover = "fully" if min_fraction >= 1.0 - _EPS else f"to {min_fraction:g}"
+    # the scenes' extent in km (UTM of their centre), to compare with the cell size
+    sizes = []
+    for g in geoms:
+        lon, lat = g.centroid.x, g.centroid.y
+        epsg = (32600 if lat >= 0 else 32700) + min(int((lon + 180) // 6) + 1, 60)
+        x0, y0, x1, y1 = gpd.GeoSeries([g], crs=4326).to_crs(epsg).total_bounds
+        sizes.append((x1 - x0, y1 - y0))
+    w, h = max(sizes, key=lambda wh: min(wh))
+    what = (f"no {cell_m} m cell is {cover} covered by one of the {len(geoms)} anchor scene(s) "
+            f"({', '.join(anchors)}; the largest about {w / 1000:.1f} x {h / 1000:.1f} km)")
+    for smaller in _SMALLER_CELLS_M:
+        if smaller < cell_m and _fits(smaller, catalog) and footprint_cell_arrays(geoms, smaller, min_fraction)[0].size:
+            return f"{what}: the cells are larger than the scenes allow; use smaller cells, e.g. {opt['cell_m'].format(smaller)}"
+    return f"{what}; even {min(_SMALLER_CELLS_M)} m cells do not fit: check the scene footprints" + (
+        "" if cover == "fully" else f" or lower {opt['min_fraction']}")
+
+
+def _fits(cell_m: int, catalog) -> bool:
+    """Does every product of the catalog have a whole patch size for ``cell_m``?"""
+    try:
+        for spec in catalog.values():
+            spec.patch_px_for(cell_m)
+    except Exception:  # noqa: BLE001 -- a catalog error for this size: do not suggest it
+        return False
+    return True
+
+
 def _reasons(n: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Why a partner was chosen, one text per distinct (candidates, rank position) pair."""
     base = int(k.max(initial=0)) + 1

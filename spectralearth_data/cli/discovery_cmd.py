@@ -93,20 +93,20 @@ def colocate_cmd(
     ranked by cloud cover (unknown last), then |time offset|.
     """
     from ..catalog import load_region
-    from ..colocate import colocate, coverage_map, summarize, time_windows, write_plan
+    from ..colocate import colocate, coverage_map, explain_empty, summarize, time_windows, write_plan
+    from ..errors import InputDataError
     from ..sources import read_scenes
 
     scenes = read_scenes(scenes_path)
     windows = parse_windows(window_days)
     plan = colocate(scenes, cell_m=cell_m, window_days=windows, anchors=_split(anchor), min_fraction=min_fraction)
+    if plan.empty:  # an empty plan would only become an empty release further down
+        why = explain_empty(scenes, cell_m=cell_m, anchors=_split(anchor), min_fraction=min_fraction)
+        raise InputDataError(f"{scenes_path}: no co-located cells, no plan written: {why}")
     write_plan(plan, out)
     summary = summarize(plan, time_windows(sorted(scenes["sensor"].unique()), windows))
     summary_path = out.with_suffix(".summary.json")
     summary_path.write_text(summary.to_json() + "\n")
     png = coverage_map(plan, out.with_suffix(".coverage.png"), region=load_region(region) if region else None)
     typer.echo(summary.table())
-    if plan.empty:
-        have = ", ".join(sorted(scenes["sensor"].unique())) or "none"
-        typer.echo(f"no co-located cells: no anchor scenes covering a whole cell (products present: {have}); "
-                   "try --anchor s2 or a smaller --cell-m")
     typer.echo(f"plan -> {out}; summary -> {summary_path}; map -> {png}")

@@ -77,11 +77,14 @@ def quicklook(
 def publish(
     store: Annotated[Path, typer.Argument(help="Release store folder.")],
     release_id: Annotated[str, typer.Option("--release-id", help="Release id to publish under.")],
+    rename: Annotated[bool, typer.Option("--rename", help="Allow a new id for a store already published "
+                                         "under another one.")] = False,
 ) -> None:
-    """Validate a store and write its release manifest (release.json)."""
+    """Validate a store and write its release manifest (release.json); refuses an empty store, and a
+    new id for a published one without --rename."""
     from ..release.publish import publish as run
 
-    typer.echo(f"wrote {run(store, release_id)}")
+    typer.echo(f"wrote {run(store, release_id, rename=rename)}")
 
 
 def upload(

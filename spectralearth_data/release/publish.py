@@ -16,8 +16,13 @@ from .store import PIPELINE_VERSION
 MANIFEST = "release.json"
 
 
-def publish(store, release_id: str) -> Path:
+def publish(store, release_id: str, rename: bool = False) -> Path:
     """Validate ``store`` and write ``<store>/release.json``; returns its path.
+
+    An empty store is refused (validation reports it), and so is a store already published under
+    another id unless ``rename``: a release's id is its identity (upload URLs, training runs name
+    it), so changing it must be asked for. Publishing again under the same id refreshes the
+    manifest, e.g. after tiling more cells.
 
     The manifest lists the release id, cell size, code and pipeline versions, per-sensor patch
     counts and licences, and a sha256 over the sorted patch hashes (``content_sha256``), so two
@@ -26,11 +31,18 @@ def publish(store, release_id: str) -> Path:
     from .validate import validate_store
 
     store = Path(store)
-    problems = validate_store(store)
-    if problems:
-        raise ReleaseError(f"{store}: {len(problems)} problem(s), not published; first: {problems[0]}")
     if not release_id or any(c in release_id for c in "/\\ "):
         raise ReleaseError(f"release id {release_id!r}: use a non-empty name without slashes or spaces")
+    published = _published_id(store)
+    if published is not None and published != release_id and not rename:
+        raise ReleaseError(
+            f"{store}: already published as {published!r}; publishing it as {release_id!r} would rename the "
+            f"release: pass --rename to do that, or --release-id {published} to publish it again")
+    if (store / "zarr.json").exists() and not len(reader.read_index_columns(store, ["row"])):
+        raise ReleaseError(f"{store}: empty release: the index has no patches (tile wrote none); not published")
+    problems = validate_store(store, check_manifest=False)  # a stale manifest is what this rewrites
+    if problems:
+        raise ReleaseError(f"{store}: {len(problems)} problem(s), not published; first: {problems[0]}")
     root = reader.open_group(store, mode="a")
     idx = reader.read_index(store)
     sensors = {}
@@ -64,3 +76,13 @@ def publish(store, release_id: str) -> Path:
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return out
+
+
+def _published_id(store: Path) -> str | None:
+    """The release id in ``store``'s manifest; None when it has none (or one without an id)."""
+    try:
+        manifest = json.loads((store / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    rid = manifest.get("release_id") if isinstance(manifest, dict) else None
+    return str(rid) if rid else None

@@ -4,7 +4,9 @@ Checks: root attributes; index parts readable with the contract columns; no dupl
 or rows; each row inside its sensor array and inside the shard its part owns; patch shape;
 sha256 of the patch bytes; no infinite values; mask consistent with the data (a pixel not flagged
 nodata has data) and with the stored valid fraction; licence fields present and as the catalog
-says; every indexed cell in locations.parquet.
+says; every indexed cell in locations.parquet; at least one patch (an empty release is not one);
+and, once published, that ``release.json`` still describes the store (its index parts and
+content hash), so a store re-tiled after publishing is not taken for the published release.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from .layout import LOCATIONS
 from .store import patch_sha256
 
 
-def validate_store(store, check_hashes: bool = True) -> list[str]:
-    """Problems found in ``store`` (each a line naming the patch or file); empty = valid."""
+def validate_store(store, check_hashes: bool = True, check_manifest: bool = True) -> list[str]:
+    """Problems found in ``store`` (each a line naming the patch or file); empty = valid.
+
+    ``check_manifest=False`` leaves out the comparison with ``release.json``: for ``publish``,
+    which is about to write it anew."""
     import geopandas as gpd
 
     store = Path(store)
@@ -35,6 +40,7 @@ def validate_store(store, check_hashes: bool = True) -> list[str]:
     seen_pid: set[str] = set()
     seen_row: set[tuple[str, int]] = set()
     cells: set[str] = set()
+    hashes: list[str] = []
     try:
         parts = list(reader.iter_parts(store))
     except Exception as e:  # a corrupt part file
@@ -52,9 +58,46 @@ def validate_store(store, check_hashes: bool = True) -> list[str]:
         for r in df.itertuples(index=False):
             problems += _check_row(r, root, arrays, meta, seen_pid, seen_row, check_hashes, path.name)
             cells.add(r.cell_id)
+            hashes.append(r.sha256)
+    if not seen_pid:  # no part, or parts of dropped patches only
+        problems.append(f"{store}: empty release: the index has no patches (tile wrote none); "
+                        "nothing to train on or publish")
     problems += _check_locations(store, cells)
     problems += _check_orphans(store, parts)
+    if check_manifest:
+        problems += _check_manifest(store, [p.name for p, _ in parts], hashes)
     return problems
+
+
+def _check_manifest(store: Path, parts: list[str], hashes: list[str]) -> list[str]:
+    """A published store whose index no longer matches its ``release.json`` (tiled again after
+    publishing, or a part removed): the manifest is stale, whatever the data's own consistency."""
+    import hashlib
+    import json
+
+    from .publish import MANIFEST
+
+    path = store / MANIFEST
+    if not path.exists():
+        return []
+    try:
+        manifest = json.loads(path.read_text())
+        published = manifest["release_id"], sorted(manifest["index_parts"]), manifest["content_sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return [f"{path}: unreadable manifest ({type(e).__name__}: {e}); run `spectralearth publish` again"]
+    release_id, was, content = published
+    added, removed = sorted(set(parts) - set(was)), sorted(set(was) - set(parts))
+    changed = []
+    if added:
+        changed.append(f"{len(added)} index part(s) added, e.g. {added[0]}")
+    if removed:
+        changed.append(f"{len(removed)} removed, e.g. {removed[0]}")
+    if not changed and hashlib.sha256("\n".join(sorted(hashes)).encode()).hexdigest() != content:
+        changed.append("the patch hashes differ from its content_sha256")
+    if not changed:
+        return []
+    return [f"{path}: stale, the store changed after it was published as {release_id!r} ({'; '.join(changed)}); "
+            f"run `spectralearth publish {store} --release-id {release_id}` again"]
 
 
 def _check_orphans(store: Path, parts) -> list[str]:

@@ -61,9 +61,33 @@ def test_colocate_without_hsi_explains_what_to_do(monkeypatch, capsys, tmp_path,
     region = write_region(tmp_path / "colorado.geojson", (-106.5, 39.0, -102.5, 41.5))
     scenes_path = tmp_path / "scenes.parquet"
     run(monkeypatch, capsys, "search", "--source", f"local:{colorado_items}", "--region", str(region), "-o", str(scenes_path))
-    code, out, _ = run(monkeypatch, capsys, "colocate", str(scenes_path), "-o", str(tmp_path / "plan.parquet"))
-    assert code == 0 and "no co-located cells" in out and "try --anchor s2" in out
-    assert len(gpd.read_parquet(tmp_path / "plan.parquet")) == 0
+    code, out, err = run(monkeypatch, capsys, "colocate", str(scenes_path), "-o", str(tmp_path / "plan.parquet"))
+    # issue 20.3: an empty plan is an error (it only became an empty release further down)
+    (line,) = err.strip().splitlines()
+    assert code == 2 and line.startswith(f"error: {scenes_path}: no co-located cells, no plan written: no "
+                                         "hyperspectral scenes to anchor the cells (products present: landsat"), line
+    assert line.endswith("give --anchor s2 (or another product present) to anchor on it"), line
+    assert not (tmp_path / "plan.parquet").exists()
+
+
+def test_colocate_demo_scenes_with_cells_larger_than_the_scenes_names_a_cell_size(monkeypatch, capsys, tmp_path):
+    """Issue 20.3: the SYNTHESIZED demo scenes are about 5 km across; the default 3840 m cells do
+    not fit in them. The error says so and names a size that fits; an earlier plan stays."""
+    from spectralearth_data.demo import make_demo_scenes
+
+    make_demo_scenes(tmp_path / "scenes")
+    scenes_path, plan_path = tmp_path / "scenes.parquet", tmp_path / "plan.parquet"
+    code, _, err = run(monkeypatch, capsys, "search", "--source", "demo", "--demo-dir", str(tmp_path / "scenes"),
+                       "--region", "demo", "-o", str(scenes_path))
+    assert code == 0, err
+    code, out, _ = run(monkeypatch, capsys, "colocate", str(scenes_path), "-o", str(plan_path), "--cell-m", "960")
+    assert code == 0 and "20 cells" in out  # the README's example
+    before = plan_path.read_bytes()
+    code, out, err = run(monkeypatch, capsys, "colocate", str(scenes_path), "-o", str(plan_path))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "no 3840 m cell is fully covered by one of the 6 anchor scene(s)" in err
+    assert "the cells are larger than the scenes allow; use smaller cells, e.g. --cell-m 1920" in err
+    assert plan_path.read_bytes() == before
 
 
 def test_search_stac_api_by_url(monkeypatch, capsys, tmp_path, stac_api):

@@ -15,7 +15,7 @@ from spectralearth_data.engine import TileConfig, tile
 from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.errors import InputDataError
 
-from .synth import demo_cells, plan_rows, s2_scene, write_tif
+from .synth import cover_transform, demo_cells, plan_rows, s2_scene, write_tif
 
 CLI = [sys.executable, "-c", "from spectralearth_data.cli import main; main()"]
 
@@ -70,3 +70,60 @@ def test_cli_bad_scene_is_one_error_line_exit_2_and_rerun_keeps_the_good(tmp_pat
     with pytest.raises(InputDataError, match="S2_BROKEN"):
         tile(plan, store, scheduler="synchronous", progress=False)
     assert len(gpd.read_parquet(store / "index" / "patches")) == 2
+
+
+# -- plans that give an empty release (issue 20, items 3 and 4) -----------------------------------------
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, check=False)
+
+
+def _one_line(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def test_empty_plan_is_an_error_and_creates_no_store(tmp_path):
+    from spectralearth_data.colocate import empty_plan
+
+    plan = tmp_path / "empty.parquet"
+    empty_plan().to_parquet(plan)
+    store = tmp_path / "o.zarr"
+    line = _one_line(_cli("tile", plan, "--store", store, "--scheduler", "synchronous", "--no-progress"))
+    assert f"plan {plan}: no rows, nothing to tile" in line and "--cell-m" in line, line
+    assert not store.exists()
+
+
+def test_a_cell_not_in_the_plan_is_named_as_such(tmp_path):
+    cells = demo_cells(2)
+    assets, _, _ = s2_scene(tmp_path / "scenes", "S2_OK", cells)
+    plan = tmp_path / "p.parquet"
+    plan_rows("s2", "S2_OK", cells, assets).to_parquet(plan)
+    store = tmp_path / "o.zarr"
+    tile(plan, store, scheduler="synchronous", progress=False)  # a 960 m store
+    before = sorted(p.name for p in (store / "index" / "patches").iterdir())
+    line = _one_line(_cli("tile", plan, "--store", store, "--cell", "32633_99999_99999", "--scheduler", "synchronous"))
+    assert f"cell 32633_99999_99999: not in the plan {plan} (2 cells of 960 m, e.g. {min(c.id for c in cells)})" in line
+    assert "cell_m" not in line  # not the old, misleading size mismatch
+    assert sorted(p.name for p in (store / "index" / "patches").iterdir()) == before and validate(store) == []
+
+
+def test_every_patch_dropped_is_an_error_naming_the_thresholds(tmp_path):
+    cells = demo_cells(2)
+    _, shape = cover_transform(cells, 10.0)  # the scene's grid (s2_scene writes every band at 10 m)
+    cloudy, _, _ = s2_scene(tmp_path / "scenes", "S2_CLOUDY", cells, scl=np.full((1, *shape), 9, np.uint8))
+    plan = tmp_path / "p.parquet"
+    plan_rows("s2", "S2_CLOUDY", cells, cloudy).to_parquet(plan)
+    store = tmp_path / "o.zarr"
+    args = ["tile", plan, "--store", store, "--scheduler", "synchronous", "--no-progress", "--max-cloud", "0.5"]
+    line = _one_line(_cli(*args))
+    assert f"{store}: no patches written, all 2 dropped by the QA thresholds" in line, line
+    assert "--min-valid" in line and "--max-cloud" in line
+    # a rerun does not retry dropped patches: it says why the store is still empty
+    line = _one_line(_cli(*args))
+    assert "holds no patches: an earlier run dropped all 2" in line and "new --store" in line, line
+    assert validate(store) == [f"{store}: empty release: the index has no patches (tile wrote none); "
+                               "nothing to train on or publish"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -124,3 +126,74 @@ def test_every_product_group_opens_with_plain_xarray(tmp_path, sensor):
     assert np.isnan(data[0]).all()
     np.testing.assert_allclose(data[1], float(dn) * b0.scale + b0.offset, rtol=1e-6)
     assert ds["wavelength"].shape == (len(spec.bands),)
+
+
+# -- empty, renamed and stale releases (issue 20, items 3 and 10) -------------------------------------
+
+CLI = [sys.executable, "-c", "from spectralearth_data.cli import main; main()"]
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, check=False)
+
+
+def _one_line(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def test_an_empty_store_does_not_validate_and_is_not_published(tmp_path):
+    from spectralearth_data.release import store as st
+
+    empty = tmp_path / "empty.zarr"
+    st.open_root(empty, 960, "empty")  # what `tile` of an empty plan used to leave behind
+    st.write_locations(empty, 960)
+    st.consolidate(empty)
+    r = _cli("validate", empty)
+    assert r.returncode == 1 and f"{empty}: empty release: the index has no patches" in r.stdout, r.stdout
+    assert "valid" not in r.stdout.replace("empty release", "")
+    line = _one_line(_cli("publish", empty, "--release-id", "nothing"))
+    assert f"{empty}: empty release: the index has no patches (tile wrote none); not published" in line
+    assert not (empty / "release.json").exists()
+
+
+def test_publish_does_not_rename_a_published_release_unless_asked(store, tmp_path):
+    copy = tmp_path / "r.zarr"
+    shutil.copytree(store, copy)
+    publish(copy, "first")
+    before = (copy / "release.json").read_bytes()
+    line = _one_line(_cli("publish", copy, "--release-id", "second"))
+    assert f"{copy}: already published as 'first'; publishing it as 'second' would rename the release" in line
+    assert "--rename" in line and "--release-id first" in line
+    assert (copy / "release.json").read_bytes() == before
+    publish(copy, "first")  # the same id again: refreshes the manifest
+    r = _cli("publish", copy, "--release-id", "second", "--rename")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((copy / "release.json").read_text())["release_id"] == "second"
+
+
+def test_validate_finds_a_manifest_made_stale_by_tiling_again(store, tmp_path):
+    copy = tmp_path / "r.zarr"
+    shutil.copytree(store, copy)
+    publish(copy, "r1")
+    assert validate(copy) == []
+    # one more cell tiled into the published store: its data is consistent, release.json is not
+    more = tile(_plan(tmp_path, demo_cells(3)), copy, scheduler="synchronous", progress=False,
+                config=TileConfig(patches_per_shard=2))
+    assert more.patches_written == 2 and more.patches_skipped == 4
+    problems = validate(copy)
+    assert len(problems) == 1 and problems[0].startswith(f"{copy / 'release.json'}: stale, the store changed "
+                                                         "after it was published as 'r1' (2 index part(s) added")
+    assert f"spectralearth publish {copy} --release-id r1" in problems[0]
+    r = _cli("validate", copy)
+    assert r.returncode == 1 and "stale" in r.stdout and "valid\n" not in r.stdout
+    # changed bytes under the same parts are stale too
+    manifest = json.loads((copy / "release.json").read_text())
+    publish(copy, "r1")
+    assert validate(copy) == []
+    doctored = json.loads((copy / "release.json").read_text())
+    doctored["content_sha256"] = manifest["content_sha256"]  # the hash of the 4-patch release
+    (copy / "release.json").write_text(json.dumps(doctored))
+    assert "the patch hashes differ from its content_sha256" in validate(copy)[0]

@@ -172,7 +172,7 @@ def test_another_published_release_at_the_url_is_refused_and_left_intact(release
     upload(release, url, opts, progress=False)
     newer = tmp_path / "newer.zarr"
     shutil.copytree(release, newer)
-    publish(newer, "upload-test-2")  # a new manifest and root attributes
+    publish(newer, "upload-test-2", rename=True)  # a new manifest and root attributes (an explicit rename)
     with pytest.raises(ReleaseError, match=r"holds another published release .*'upload-test'.*new URL"):
         upload(newer, url, opts, progress=False)
     assert _remote_files(opts, f"{bucket}/r.zarr") == _local_files(release)

@@ -73,3 +73,22 @@ def test_cli_wrong_preset_as_a_user_sees_it(tiny_checkpoint, tmp_path):
     line = _one_line_error(res.returncode, res.stderr)
     assert "holds a 'tiny' model, not the 'base' preset" in line and "Traceback" not in res.stderr
     assert not (tmp_path / "a").exists()
+
+
+def test_cli_training_checkpoint_names_the_encoder(tmp_path):
+    """Issue 20.5: ``--checkpoint RUN/checkpoint.pt`` (a real training run's resume file) is one line
+    naming RUN/encoder.pt, not torch's ``weights_only`` advice."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+    from release_builder import write_release
+
+    from spectralearth_model.train import TrainConfig, train
+
+    release = write_release(tmp_path / "rel.zarr", ["enmap", "s2", "s1"])
+    run = tmp_path / "run"
+    train(TrainConfig.make(release=release, out=run, steps=1, batch_size=2, workers=0, warmup_steps=1,
+                           checkpoint_every=1, progress=False, seed=1, sensors=("enmap", "s2", "s1")))
+    res = subprocess.run([str(EXE), "evaluate", "--checkpoint", str(run / "checkpoint.pt"), "--task", "enmap-potsdam",
+                          "--out", str(tmp_path / "rep")], capture_output=True, text=True, timeout=300, check=False)
+    line = _one_line_error(res.returncode, res.stderr)
+    assert "this is a training checkpoint" in line and f"pass {run / 'encoder.pt'}" in line, line
+    assert "weights_only" not in res.stderr and not (tmp_path / "rep").exists()

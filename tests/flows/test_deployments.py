@@ -69,6 +69,8 @@ def test_prefect_yaml_defines_the_same_deployments_as_serve():
         pytest.param(["region=atlantis"], "unknown region 'atlantis'", id="unknown-region"),
         pytest.param(['sensors=["enmap","hyperion9"]'], "unknown product 'hyperion9'", id="unknown-sensor"),
         pytest.param(["start=2024-09-30", "end=2024-05-01"], "start=2024-09-30 is after end=2024-05-01", id="reversed-dates"),
+        pytest.param(['cells=["32633_99999_99999"]'], "cells: 32633_99999_99999 not in region 'demo' at cell_m=960",
+                     id="cell-matching-nothing"),  # issue 20.4: was a late 'not a release store' in validate
     ],
 )
 def test_bad_parameters_are_rejected_before_any_work(served, params, message, request):

@@ -33,6 +33,11 @@ def test_demo_defaults_resolve_from_the_region_file():
         pytest.param({"release": "../escape"}, r"release='../escape': use letters", id="release-path"),
         pytest.param({"max_cloud": 120}, r"max_cloud=120", id="cloud-over-100"),
         pytest.param({"window_days": {"s2": -3}}, r"window_days: windows must be > 0", id="negative-window"),
+        pytest.param({"cells": ["32633_99999_99999"]}, r"cells: 32633_99999_99999 not in region 'demo' at cell_m=960",
+                     id="cell-outside-region"),
+        pytest.param({"cells": ["32633_00379_06047"], "cell_m": 3840}, r"cells: 32633_00379_06047 not in region 'demo' "
+                     r"at cell_m=3840", id="cell-of-another-size"),
+        pytest.param({"cells": ["33U_1_2"]}, r"cells: malformed cell id '33U_1_2'", id="cell-malformed"),
     ],
 )
 def test_bad_parameters_name_the_parameter(kwargs, message):

@@ -133,6 +133,16 @@ def test_plan_that_is_not_parquet(demo, store, tmp_path, capfd, monkeypatch):
     _check_intact(store, demo, "corrupt-plan")
 
 
+def test_a_cell_that_is_not_in_the_plan(demo, store, capfd, monkeypatch):
+    """Issue 20.4: ``--cell`` of no cell of the plan said ``store has cell_m=960 but the plan has
+    cell_m=3840``; the cell is simply not in the plan."""
+    r = run_main([*_tile(demo.plan, store), "--cell", "32633_99999_99999"], capfd, monkeypatch)
+    line = one_line_error(r)
+    assert f"cell 32633_99999_99999: not in the plan {demo.plan}" in line and "cells of 960 m" in line, line
+    assert "cell_m=3840" not in line
+    _check_intact(store, demo, "cell-not-in-plan")
+
+
 def test_read_only_release_path(demo, store, tmp_path):
     """A release folder the user cannot write: a clean ReleaseError before anything is touched.
     Run as root, the CLI gets no CAP_DAC_OVERRIDE, so the folder's mode applies as it would to a
