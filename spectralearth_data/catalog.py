@@ -370,7 +370,7 @@ class SourceSpec(_Frozen):
     name: str
     kind: Literal["stac-api", "cmr", "local", "demo"]
     url: str | None = Field(None, description="API root (STAC) or CMR search root")
-    auth: Literal["none", "planetary-computer", "earthdata"] = "none"
+    auth: Literal["none", "planetary-computer", "earthdata", "dlr"] = "none"
     hosts: tuple[str, ...] = Field(
         (), description="Hosts (fnmatch patterns; a leading '!' excludes) whose hrefs need this source's auth "
         "whichever source listed them (e.g. Planetary Computer blobs copied into a local: catalogue)")

@@ -16,7 +16,12 @@ see below), looked up in :data:`AUTHS`:
 * ``earthdata`` - https reads log in with the first Earthdata Login set-up found
   (:func:`earthdata_logins`): ``$EARTHDATA_TOKEN``, the session of ``earthaccess.login()``,
   ``~/.netrc`` (``$NETRC``) or ``$EARTHDATA_USERNAME``/``$EARTHDATA_PASSWORD``; a token is sent
-  as a bearer header, a login/password only to the login host the data server redirects to.
+  as a bearer header, a login/password only to the login host the data server redirects to;
+* ``dlr`` - reads from DLR's EOC file server (download.geoservice.dlr.de) log in with the first
+  DLR login found (:func:`dlr_logins`: ``~/.netrc``/``$NETRC``, ``$DLR_USERNAME``/``$DLR_PASSWORD``)
+  and the first method the server accepts (:func:`dlr_access`): HTTP Basic auth, or the CAS
+  single sign-on it redirects to, whose session cookies are handed to GDAL (``GDAL_HTTP_COOKIE``)
+  for each read of that host (:func:`gdal_options`).
 
 Which ``auth`` a read needs is decided by the href first: a source's ``hosts`` in sources.yaml
 (Planetary Computer blob storage, LP DAAC) claim their hrefs whichever source listed them, so
@@ -51,19 +56,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from .errors import CatalogError, SourceError
+from .errors import CatalogError, InputDataError, SourceError
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "AUTHS", "EARTHDATA_HOWTO", "EARTHDATA_LOGIN_HOST", "EARTHDATA_TOKEN_ENV", "REDACTED",
+    "AUTHS", "AccessMissing", "AccessRefused", "DLR_DOWNLOAD_HOST", "DLR_HOWTO", "DlrAccess", "EARTHDATA_HOWTO", "EARTHDATA_LOGIN_HOST", "EARTHDATA_TOKEN_ENV", "REDACTED",
     "REDACTED_LOGGERS", "SECRET_ENV_PREFIXES", "SECRET_NAME_PARTS", "SECRET_QUERY_KEYS",
     "EarthdataLogin", "ReadAuth", "SasSigner", "SasToken", "TokenProvider", "auth_for",
     "earthdata_headers", "earthdata_logins", "earthdata_session", "env_secrets", "gdal_options",
     "href_auth", "install_log_redaction", "is_secret_name", "log_redaction_installed",
     "planetary_computer_token", "read_auth", "reading_item", "redact", "redact_url",
     "read_logins", "request_headers", "requester_pays", "resign_href", "secret_values", "sign_href", "source_auth",
-    "unsigned_href",
+    "unsigned_href", "dlr_access", "dlr_gdal_options", "dlr_logins", "forget_dlr_access", "plain_session",
 ]
 
 # -- where secrets travel ------------------------------------------------------------------------
@@ -78,12 +83,13 @@ SECRET_QUERY_KEYS = frozenset({
 })
 
 #: Option, variable and ``name=value`` names holding secrets (substrings of the lower-cased name).
-SECRET_NAME_PARTS = ("key", "secret", "token", "password", "credential", "sas", "connection_string", "signature")
+SECRET_NAME_PARTS = ("key", "secret", "token", "password", "credential", "sas", "connection_string", "signature",
+                     "userpwd", "cookie")
 
 #: Environment variables credentials are read from (with a secret-looking name): the storage
 #: backends', the Planetary Computer library's (PC_SDK_SUBSCRIPTION_KEY) and Earthdata Login's
-#: (EARTHDATA_TOKEN, EARTHDATA_PASSWORD).
-SECRET_ENV_PREFIXES = ("AWS_", "AZURE_", "GOOGLE_", "GCS_", "PC_SDK_", "EARTHDATA_")
+#: (EARTHDATA_TOKEN, EARTHDATA_PASSWORD) and DLR's (DLR_PASSWORD).
+SECRET_ENV_PREFIXES = ("AWS_", "AZURE_", "GOOGLE_", "GCS_", "PC_SDK_", "EARTHDATA_", "DLR_")
 
 #: Secret values shorter than this are not searched for in text (they would match everywhere).
 MIN_SECRET_LEN = 4
@@ -136,8 +142,12 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     ``Bearer``; the query string of every URL or path (``...?<redacted>``), where SAS signatures
     and signed-URL tokens travel; and the value of any other secret-named ``name=value``.
     Hrefs we store never carry a query, so nothing useful is lost. Redacting twice changes nothing.
+    The secrets obtained at read time in this process (a DLR password, session cookies) are
+    always taken out too.
     """
-    for s in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LEN}, key=len, reverse=True):
+    with _live_lock:
+        known = set(secrets) | _live_secrets
+    for s in sorted({s for s in known if s and len(s) >= MIN_SECRET_LEN}, key=len, reverse=True):
         text = text.replace(s, REDACTED)
     text = _USERINFO.sub(rf"\1{REDACTED}@", text)
     text = _BEARER.sub(rf"\1 {REDACTED}", text)
@@ -382,7 +392,7 @@ def _netrc_file() -> Path:
     return Path(env) if env else Path.home() / ".netrc"
 
 
-def _netrc_login(host: str) -> EarthdataLogin | None:
+def _netrc_login(host: str, what: str = "Earthdata Login") -> EarthdataLogin | None:
     import netrc
 
     path = _netrc_file()
@@ -391,8 +401,8 @@ def _netrc_login(host: str) -> EarthdataLogin | None:
     try:
         entry = netrc.netrc(str(path)).authenticators(host.split(":", 1)[0])
     except (netrc.NetrcParseError, OSError) as e:
-        log.warning("%s: not a usable netrc file (%s); Earthdata Login skips it", path,
-                    getattr(e, "msg", type(e).__name__))
+        log.warning("%s: not a usable netrc file (%s); %s skips it", path,
+                    getattr(e, "msg", type(e).__name__), what)
         return None
     if not entry or not entry[0] or not entry[2]:
         return None
@@ -484,6 +494,271 @@ def earthdata_session(login: EarthdataLogin | None, login_host: str | None = Non
     return session
 
 
+# -- DLR EOC download: netrc/Basic, or the CAS single sign-on ------------------------------------
+
+#: The DLR EOC file server (EnMAP and DESIS assets of the geoservice STAC): the ``machine`` of
+#: its ~/.netrc entry.
+DLR_DOWNLOAD_HOST = "download.geoservice.dlr.de"
+#: The login/password variables of a DLR data-access account (read only at read time).
+DLR_USERNAME_ENV, DLR_PASSWORD_ENV = "DLR_USERNAME", "DLR_PASSWORD"
+#: What to set when no DLR login is configured or none is accepted (said in the error).
+DLR_HOWTO = (
+    f"set {DLR_USERNAME_ENV} and {DLR_PASSWORD_ENV} (an EOC geoservice account with EnMAP/DESIS "
+    f"data access), or put 'machine {DLR_DOWNLOAD_HOST} login USER password PASSWORD' in ~/.netrc "
+    "(or the file $NETRC names)")
+#: Seconds (connect, read) a DLR login exchange may take.
+DLR_TIMEOUT_S = (10.0, 60.0)
+
+
+class AccessMissing(InputDataError):
+    """A read needs a credential and none is configured; the message says what to set."""
+
+
+class AccessRefused(InputDataError):
+    """The server refused every credential that was tried; the message names them."""
+
+
+#: Secret values obtained at read time (a DLR password, session cookies): :func:`redact` takes
+#: them out of every text, whatever the caller passes. Process-wide; values are never written.
+_live_secrets: set[str] = set()
+_live_lock = threading.Lock()
+
+
+def _remember_secrets(*values: str) -> None:
+    with _live_lock:
+        _live_secrets.update(v for v in values if v and len(v) >= MIN_SECRET_LEN)
+
+
+@dataclass(frozen=True)
+class DlrAccess:
+    """How reads from one DLR data host get in: the login used (its source, for messages), the
+    method (``basic``, ``cas`` or ``open``), the GDAL config options to set for each read of
+    that host, and the same credential as HTTP headers (for reads made with requests). Both hold
+    the secret (a password or session cookies); repr hides them."""
+
+    login: str
+    method: str
+    options: Mapping[str, str] = field(default_factory=dict, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+def dlr_logins(host: str = DLR_DOWNLOAD_HOST) -> list[EarthdataLogin]:
+    """The DLR logins found, in the order they are tried: the netrc entry for ``host`` (the
+    data host, as GFZ's enmap_downloader writes it), then ``$DLR_USERNAME``/``$DLR_PASSWORD``."""
+    found: list[EarthdataLogin] = []
+    login = _netrc_login(host, "DLR download")
+    if login is not None:
+        found.append(login)
+    user, password = os.environ.get(DLR_USERNAME_ENV), os.environ.get(DLR_PASSWORD_ENV)
+    if user and password:
+        found.append(EarthdataLogin(f"${DLR_USERNAME_ENV}/${DLR_PASSWORD_ENV}", basic=(user, password)))
+    for login in found:
+        _remember_secrets(login.basic[1])  # type: ignore[index]
+    return found
+
+
+_dlr_cache: dict[str, DlrAccess] = {}
+_dlr_lock = threading.Lock()
+
+
+def forget_dlr_access() -> None:
+    """Drop the cached DLR access of every host (the next read logs in again)."""
+    with _dlr_lock:
+        _dlr_cache.clear()
+
+
+def _loopback(host: str | None) -> bool:
+    return (host or "") in ("127.0.0.1", "localhost", "::1")
+
+
+def _may_send_password(url: str) -> bool:
+    """A password goes only over https (or to this machine, for local test servers)."""
+    u = urlsplit(url)
+    return u.scheme == "https" or _loopback(u.hostname)
+
+
+def plain_session():
+    """A ``requests.Session`` that adds no credential of its own (requests would otherwise send a
+    ~/.netrc password to whichever host it names, redirects included)."""
+    import requests
+    import requests.auth
+
+    class _NoNetrc(requests.auth.AuthBase):
+        def __call__(self, r):
+            return r
+
+    session = requests.Session()
+    session.auth = _NoNetrc()
+    return session
+
+
+def _is_file(r, host: str) -> bool:
+    """Whether ``r`` is the file itself: 200/206 from the data host, not an HTML (login) page."""
+    return (r.status_code in (200, 206) and (urlsplit(r.url).netloc.lower() == host)
+            and "text/html" not in r.headers.get("Content-Type", "").lower())
+
+
+def _first_byte(session, href: str, **kw):
+    return session.get(href, headers={"Range": "bytes=0-0"}, timeout=DLR_TIMEOUT_S, **kw)
+
+
+def _password_form(html: str) -> tuple[str | None, dict[str, str], str, str] | None:
+    """The form of ``html`` that has a password input: (action, the other fields to send with
+    their values, the login field's name, the password field's name); None when there is none.
+    Forms are kept apart, so the fields of another form on the page are not sent."""
+    from html.parser import HTMLParser
+
+    forms: list[dict] = []
+
+    class _Parser(HTMLParser):
+        current: dict | None = None
+
+        def handle_starttag(self, tag, attrs):
+            a = {k: (v or "") for k, v in attrs}
+            if tag == "form":
+                self.current = {"action": a.get("action"), "fields": {}, "user": None, "password": None}
+                forms.append(self.current)
+            elif tag == "input" and self.current is not None and a.get("name"):
+                kind = a.get("type", "text").lower()
+                if kind == "password":
+                    self.current["password"] = self.current["password"] or a["name"]
+                elif kind in ("text", "email") and self.current["user"] is None:
+                    self.current["user"] = a["name"]
+                elif kind in ("hidden",) or (kind in ("checkbox", "radio") and "checked" in a):
+                    self.current["fields"][a["name"]] = a.get("value", "")
+
+        def handle_endtag(self, tag):
+            if tag == "form":
+                self.current = None
+
+    _Parser().feed(html)
+    for f in forms:
+        if f["password"]:
+            return f["action"], f["fields"], f["user"] or "username", f["password"]
+    return None
+
+
+def _form_target(page_url: str, action: str | None) -> str:
+    """Where a form posts: its action resolved against the page; an empty action posts back to
+    the page with its query string (CAS keeps the ``service`` being signed in to there)."""
+    from urllib.parse import urljoin
+
+    return urljoin(page_url, action) if action else page_url
+
+
+def _basic_access(href: str, login: EarthdataLogin) -> tuple[DlrAccess | None, str]:
+    """Try HTTP Basic auth on ``href`` (no redirect followed): the access, or why not."""
+    if not _may_send_password(href):
+        return None, "Basic: not sent over plain http"
+    session = plain_session()
+    try:
+        r = _first_byte(session, href, auth=login.basic, allow_redirects=False)
+        with r:
+            if _is_file(r, urlsplit(href).netloc.lower()):
+                import base64
+
+                user, password = login.basic  # type: ignore[misc]
+                basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+                _remember_secrets(basic)
+                return DlrAccess(login.name, "basic", {"GDAL_HTTP_AUTH": "BASIC",
+                                                       "GDAL_HTTP_USERPWD": f"{user}:{password}",
+                                                       "GDAL_HTTP_NETRC": "NO"},
+                                 {"Authorization": f"Basic {basic}"}), ""
+            where = " (a redirect to a login)" if r.is_redirect else ""
+            return None, f"Basic: HTTP {r.status_code}{where}"
+    finally:
+        session.close()
+
+
+def _cas_access(href: str, login: EarthdataLogin, first=None) -> tuple[DlrAccess | None, str]:
+    """Log in through the single sign-on the data server redirects to: post the login form
+    (with its hidden fields, e.g. CAS's one-time ``execution``) and keep the session cookies the
+    exchange sets; the access holds the cookies the data host accepts, as GDAL_HTTP_COOKIE."""
+    import requests
+
+    host = urlsplit(href).netloc.lower()
+    session = plain_session()
+    try:
+        r = _first_byte(session, href, allow_redirects=True)
+        with r:
+            if _is_file(r, host):
+                return DlrAccess("no login", "open"), ""
+            page, page_url, status = r.text, r.url, r.status_code
+        form = _password_form(page)
+        if form is None:
+            return None, f"CAS: no login form at {redact_url(page_url)} (HTTP {status})"
+        action, fields, user_field, password_field = form
+        target = _form_target(page_url, action)
+        if not _may_send_password(target):
+            return None, f"CAS: login form {redact_url(target)} is not https; password not sent"
+        user, password = login.basic  # type: ignore[misc]
+        headers = {}
+        xsrf = session.cookies.get("XSRF-TOKEN")
+        if xsrf:
+            headers["X-XSRF-TOKEN"] = xsrf
+        install_log_redaction()  # urllib3 logs the redirect lines (a service ticket in a query)
+        with session.post(target, data={**fields, user_field: user, password_field: password},
+                          headers=headers, timeout=DLR_TIMEOUT_S, allow_redirects=True) as p:
+            after = p.status_code
+        with _first_byte(session, href, allow_redirects=False) as v:
+            if not _is_file(v, host):
+                return None, f"CAS: login at {redact_url(target)} answered HTTP {after}, the file then HTTP {v.status_code}"
+        cookie = session.prepare_request(requests.Request("GET", href)).headers.get("Cookie", "")
+        if not cookie:
+            return None, "CAS: the login set no cookie for the data host"
+        _remember_secrets(cookie, *(c.value for c in session.cookies if c.value))
+        return DlrAccess(login.name, "cas", {"GDAL_HTTP_COOKIE": cookie, "GDAL_HTTP_NETRC": "NO"},
+                         {"Cookie": cookie}), ""
+    finally:
+        session.close()
+
+
+def dlr_access(href: str, fresh: bool = False) -> DlrAccess:
+    """How to read ``href`` (http/https) from a DLR data host, found once per host and process.
+
+    For each login of :func:`dlr_logins` in turn: HTTP Basic auth (what GDAL sends from a netrc
+    entry), then the CAS login form the server redirects to (the session cookies it sets are
+    handed to GDAL). The first that serves the file is used for every read of the host.
+    ``fresh``: find it again (the cached cookies were refused).
+
+    Raises :class:`AccessMissing` when no login is configured, :class:`AccessRefused` when the
+    server takes none of them; both one line, naming what was tried and what to set, with no
+    secret. A network failure is a :class:`~spectralearth_data.errors.SourceError`.
+    """
+    import requests
+
+    u = urlsplit(href)
+    host = u.netloc.lower()
+    with _dlr_lock:
+        if not fresh and host in _dlr_cache:
+            return _dlr_cache[host]
+    shown = redact_url(href)
+    logins = dlr_logins(u.hostname or DLR_DOWNLOAD_HOST)
+    if not logins:
+        raise AccessMissing(f"{shown}: DLR download needs a login, and none is configured; {DLR_HOWTO}")
+    tried: list[str] = []
+    try:
+        for login in logins:
+            access, why_basic = _basic_access(href, login)
+            if access is None:
+                access, why_cas = _cas_access(href, login)
+            if access is not None:
+                with _dlr_lock:
+                    _dlr_cache[host] = access
+                log.info("DLR download from %s: %s login (%s)", host, access.method, access.login)
+                return access
+            tried.append(f"{login.name}: {why_basic}, {why_cas}")
+    except requests.RequestException as e:
+        raise SourceError(f"{shown}: DLR login exchange failed: {type(e).__name__} "
+                          f"({redact(str(e))})") from None
+    raise AccessRefused(f"{shown}: DLR refused the login ({'; '.join(tried)}); {DLR_HOWTO}")
+
+
+def dlr_gdal_options(href: str) -> dict[str, str]:
+    """The GDAL config options that let one read of ``href`` in (:func:`dlr_access`)."""
+    return dict(dlr_access(href).options)
+
+
 # -- requester pays (S3) ---------------------------------------------------------------------------
 
 _item_ctx: contextvars.ContextVar[Mapping | None] = contextvars.ContextVar("spectralearth_read_item", default=None)
@@ -539,12 +814,20 @@ REQUESTER_PAYS_HOWTO = ("a requester-pays bucket: reads are billed to your AWS a
                         "credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")
 
 
-def gdal_options(href: str) -> dict[str, str]:
-    """GDAL config options a read of ``href`` needs: ``AWS_REQUEST_PAYER=requester`` for an
-    ``s3://`` href that is a requester-pays asset of the item being read (:func:`reading_item`),
-    e.g. Earth Search's Landsat on ``s3://usgs-landsat``; empty otherwise."""
+def gdal_options(href: str, source: str | None = None) -> dict[str, str]:
+    """GDAL config options a read of ``href`` (listed by ``source``) needs:
+    ``AWS_REQUEST_PAYER=requester`` for an ``s3://`` href that is a requester-pays asset of the
+    item being read (:func:`reading_item`), e.g. Earth Search's Landsat on ``s3://usgs-landsat``;
+    for an http(s) href, what its ``auth`` hands GDAL (``dlr``: Basic auth or the session cookies
+    of the single sign-on, :func:`dlr_access`). Set them for that read only; they may hold a
+    secret (redacted from every message and log record)."""
     if href.startswith("s3://") and requester_pays(_item_ctx.get(), href):
         return {"AWS_REQUEST_PAYER": "requester"}
+    if _remote(href):
+        options = read_auth(auth_for(source, href)).gdal(href)
+        if options:
+            install_log_redaction()
+        return options
     return {}
 
 
@@ -563,6 +846,10 @@ def _no_logins() -> list[EarthdataLogin]:
     return []
 
 
+def _no_gdal_options(href: str) -> dict[str, str]:
+    return {}
+
+
 @dataclass(frozen=True)
 class ReadAuth:
     """What one kind of ``auth`` adds to the read of an http(s) href."""
@@ -571,6 +858,7 @@ class ReadAuth:
     headers: Callable[[], dict[str, str]] = _no_headers  # HTTP headers to send with the read
     resign: Callable[[str], str] | None = None  # href -> signed with a new credential (after a 403)
     logins: Callable[[], list[EarthdataLogin]] = _no_logins  # log-ins to try in turn (first that works)
+    gdal: Callable[[str], dict[str, str]] = _no_gdal_options  # href -> GDAL config options for its read
 
 
 #: Read-time credentials per value of ``SourceSpec.auth`` (one entry per value it may take).
@@ -578,6 +866,7 @@ AUTHS: dict[str, ReadAuth] = {
     "none": ReadAuth(),
     "planetary-computer": ReadAuth(sign=_planetary_computer_sign, resign=_planetary_computer_resign),
     "earthdata": ReadAuth(headers=earthdata_headers, logins=earthdata_logins),
+    "dlr": ReadAuth(gdal=dlr_gdal_options),
 }
 
 

@@ -79,6 +79,9 @@ def test_the_shipped_sources_auth_is_read_from_the_catalog():
     assert source_auth("planetary-computer") == "planetary-computer"
     assert source_auth("earthdata-cmr") == "earthdata"
     assert source_auth("earth-search") == "none"
+    assert source_auth("dlr-geoservice") == "dlr"
+    # DLR's file server needs the DLR login whichever source listed the href (a local: copy too)
+    assert credentials.auth_for("local:/x/catalog.json", "https://download.geoservice.dlr.de/ENMAP/x.TIF") == "dlr"
     assert source_auth("demo") == "none"
 
 
@@ -116,7 +119,7 @@ def test_a_source_whose_auth_is_earthdata_sends_the_bearer_token(tmp_path, monke
 
 
 def test_an_unknown_auth_value_is_a_clear_error(tmp_path, monkeypatch):
-    with pytest.raises(CatalogError, match=r"auth 'kerberos'.*known: earthdata, none, planetary-computer"):
+    with pytest.raises(CatalogError, match=r"auth 'kerberos'.*known: dlr, earthdata, none, planetary-computer"):
         read_auth("kerberos")
     # in sources.yaml: the catalog refuses it, naming the file and the field
     root = _catalog(tmp_path, monkeypatch, 'sources:\n  - {name: k, kind: stac-api, auth: kerberos}\n')
@@ -155,6 +158,9 @@ def test_a_replaced_signer_is_used_for_every_source_with_that_auth(tmp_path, mon
     ("DefaultEndpointsProtocol=https;AccountName=acc;AccountKey=abc+d==;EndpointSuffix=x",
      f"DefaultEndpointsProtocol=https;AccountName=acc;AccountKey={REDACTED};EndpointSuffix=x"),
     ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI other", f"AWS_SECRET_ACCESS_KEY={REDACTED} other"),
+    # the GDAL options of a DLR read: a Basic login, a session cookie
+    ("GDAL_HTTP_USERPWD=dlr-user:Pa55w0rd next", f"GDAL_HTTP_USERPWD={REDACTED} next"),
+    ("GDAL_HTTP_COOKIE=dlr_session=3f9a2c1b", f"GDAL_HTTP_COOKIE={REDACTED}"),
 ])
 def test_redact_takes_out_every_form_of_secret(text, want):
     assert redact(text) == want

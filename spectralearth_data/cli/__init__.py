@@ -23,6 +23,7 @@ import typer
 
 from ..credentials import install_log_redaction
 from ..errors import SpectralEarthError
+from .access_cmd import check_access_cmd
 from .catalog_cmd import catalog
 from .demo_cmd import demo_scenes
 from .discovery_cmd import colocate_cmd, search_cmd
@@ -79,6 +80,7 @@ commands.command("catalog")(catalog)
 commands.command("demo-scenes")(demo_scenes)
 commands.command("search")(search_cmd)
 commands.command("inspect-item")(inspect_item)
+commands.command("check-access")(check_access_cmd)
 commands.command("colocate")(colocate_cmd)
 commands.command("tile")(tile)
 commands.command("validate")(validate)

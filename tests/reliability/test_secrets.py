@@ -28,12 +28,15 @@ SAS = f"st=2026-11-29T00%3A00%3A00Z&se=2026-11-30T00%3A00%3A00Z&sp=rl&sv=2024-08
 #: it; the same kind of secret as a ~/.netrc password) and AWS keys (requester-pays reads).
 EDL_PASSWORD = "Edl-Pa55word-7c1d9e"
 AWS_SECRET = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"
+#: A DLR data-access password (DLR_PASSWORD; the DLR netrc entry is the same kind of secret).
+DLR_PASSWORD = "Dlr-Pa55word-4e8a2b"
 SECRETS = {"EARTHDATA_TOKEN": EARTHDATA, "AZURE_STORAGE_SAS_TOKEN": SAS, "PC_SDK_SUBSCRIPTION_KEY": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
-           "EARTHDATA_USERNAME": "edl-user", "EARTHDATA_PASSWORD": EDL_PASSWORD, "AWS_SECRET_ACCESS_KEY": AWS_SECRET}
+           "EARTHDATA_USERNAME": "edl-user", "EARTHDATA_PASSWORD": EDL_PASSWORD, "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+           "DLR_USERNAME": "dlr-user", "DLR_PASSWORD": DLR_PASSWORD}
 #: The byte strings that must never be written (the signature alone is enough to leak).
 NEEDLES = [EARTHDATA.encode(), SIG.encode(), SIG.replace("%2B", "+").replace("%3D", "=").encode(),
            SECRETS["PC_SDK_SUBSCRIPTION_KEY"].encode(), b"eyJ1aWQiOiJzcGVjdHJhbGVhcnRoLXRlc3QifQ",
-           EDL_PASSWORD.encode(), AWS_SECRET.encode()]
+           EDL_PASSWORD.encode(), AWS_SECRET.encode(), DLR_PASSWORD.encode()]
 
 
 def leaks(*roots: Path) -> list[str]:
@@ -121,6 +124,49 @@ def test_read_time_signatures_stay_out_of_store_index_errors_and_logs(demo, tmp_
     assert fingerprint(store) and validate(store) == []
     found = leaks(store, plan_path, log_file)
     LEDGER.record("secrets", "signed reads with faults", injected=len(queries), survived=not found)
+    assert found == []
+
+
+def test_dlr_password_and_session_cookie_stay_out_of_store_index_and_logs(demo, tmp_path, monkeypatch):
+    """Tiling reads behind a CAS-like DLR sign-on (tests/servers/dlr_auth.py): the login posts
+    the DLR password and GDAL reads with the session cookie; neither is written anywhere."""
+    from servers.dlr_auth import dlr_cas
+
+    for k, v in SECRETS.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    credentials.forget_dlr_access()
+    log_file = tmp_path / "run.log"
+    handler = logging.FileHandler(log_file)
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    store = tmp_path / "r.zarr"
+    try:
+        with dlr_cas(demo.scenes_dir, user="dlr-user", password=DLR_PASSWORD) as (data, login):
+            plan = gpd.read_parquet(demo.cog_plan)
+            plan = plan[plan["sensor"] == "s2"].copy()
+            plan["source"] = "dlr-geoservice"  # auth: dlr
+            plan["assets"] = plan["assets"].map(lambda a: json.dumps(
+                {k: f"{data.url}/{Path(v).relative_to(demo.scenes_dir)}" for k, v in json.loads(a).items()}))
+            plan_path = tmp_path / "plan.parquet"
+            plan.to_parquet(plan_path)
+            tile(plan_path, store, scheduler="synchronous", progress=False, config=TileConfig())
+            sessions = set(data.sessions)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+        credentials.forget_dlr_access()
+    assert login.logins == 1 and sessions, "the reads did not go through the sign-on"
+    assert fingerprint(store) and validate(store) == []
+    needles = [DLR_PASSWORD.encode(), *(s.encode() for s in sessions)]
+    found = [f"{p}: {n[:6]!r}..." for root_ in (store, plan_path, log_file)
+             for p in ([root_] if root_.is_file() else root_.rglob("*")) if p.is_file()
+             for n in needles if n in p.read_bytes()]
+    LEDGER.record("secrets", "DLR sign-on reads", injected=len(needles), survived=not found)
     assert found == []
 
 

@@ -32,7 +32,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from ...credentials import REQUESTER_PAYS_HOWTO, gdal_options, redact, resign_href
+from ...credentials import REQUESTER_PAYS_HOWTO, auth_for, dlr_access, gdal_options, redact, resign_href
 from ...errors import InputDataError
 from ..hrefs import gdal_path, vsi_path
 
@@ -195,13 +195,14 @@ def _read_source(href, geobox, indexes, dtype, nodata, source, expect_epsg,
 
     The href is signed again for every call (a token near expiry is replaced). When a signed
     read is refused with 403 (its SAS token expired, e.g. on a dataset :func:`keep_open` held
-    for long), it is re-signed with a new token and reopened once (``renewed``: that path).
+    for long), it is re-signed with a new token and reopened once (``renewed``: that path). A
+    failed read with a DLR login logs in again and reopens once (the session cookies expire).
     """
     fill = 0 if nodata is None else nodata
     h, w = geobox.shape
     path = renewed or gdal_path(href, source)
     cache = getattr(_KEPT, "datasets", None)
-    options = gdal_options(href)  # e.g. AWS_REQUEST_PAYER for a requester-pays asset
+    options = gdal_options(href, source)  # AWS_REQUEST_PAYER (requester pays), a DLR login
     try:
         with rasterio.Env(**GDAL_ENV, **options):
             ds = _open(path, cache)
@@ -237,6 +238,11 @@ def _read_source(href, geobox, indexes, dtype, nodata, source, expect_epsg,
             fresh = resign_href(source, href)
             if fresh is not None:
                 return _read_source(href, geobox, indexes, dtype, nodata, source, expect_epsg, vsi_path(fresh))
+        if renewed is None and options and auth_for(source, href) == "dlr":
+            # the DLR session cookies may have expired (the server then answers its login page):
+            # log in again, once, and reopen
+            dlr_access(href, fresh=True)
+            return _read_source(href, geobox, indexes, dtype, nodata, source, expect_epsg, path)
         # GDAL names the (possibly signed) path it opened: say the unsigned href instead
         why = redact(_first_line(e).replace(path, href))
         if options.get("AWS_REQUEST_PAYER"):

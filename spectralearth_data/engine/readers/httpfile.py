@@ -155,6 +155,16 @@ def open_http(href: str, source: str | None = None, login_host: str | None = Non
     """
     url = sign_href(source, href)
     shown = redact_url(href)
+    if _auth(source, href) == "dlr":  # a DLR login (Basic, or the sign-on's cookies) as headers
+        from ...credentials import dlr_access, plain_session
+
+        session = plain_session()
+        session.headers.update(dlr_access(href).headers)
+        try:
+            return HttpRangeFile(url, session, shown)
+        except Exception:
+            session.close()
+            raise
     logins: list[EarthdataLogin | None] = list(read_logins(source, href))
     if logins:
         install_log_redaction()  # urllib3 logs the request lines of the login redirects
@@ -178,7 +188,11 @@ def open_http(href: str, source: str | None = None, login_host: str | None = Non
     raise LoginRefused(f"{shown}: access refused ({what})")
 
 
-def _needs_earthdata(source: str | None, href: str) -> bool:
+def _auth(source: str | None, href: str) -> str:
     from ...credentials import auth_for
 
-    return auth_for(source, href) == "earthdata"
+    return auth_for(source, href)
+
+
+def _needs_earthdata(source: str | None, href: str) -> bool:
+    return _auth(source, href) == "earthdata"
