@@ -249,7 +249,15 @@ def _qa_layers(spec, abund: np.ndarray, cloud: np.ndarray, water_k: int, veg: np
         arr[water] |= 1 << bit(("water",))
         arr[cloud] = 1 << bit(("cloud",))
         return {qa.asset: arr}
-    layers = {e.layer: np.zeros(dom.shape, qa.dtype) for e in qa.entries}
+    layers: dict[str, np.ndarray] = {}
+    for e in qa.entries:
+        arr = np.zeros(dom.shape, qa.dtype)
+        water_class = [v for v, f in (e.classes or {}).items() if f == ("water",)]
+        if water_class:  # a class raster (EnMAP QL_QUALITY_CLASSES): land, and water where water
+            arr[:] = next(v for v, f in e.classes.items() if not f)
+            arr[water] = water_class[0]
+        # a per-band layer (EnMAP QL_PIXELMASK) has one band per spectral band, as delivered
+        layers[e.layer] = np.broadcast_to(arr, (len(spec.bands), *arr.shape)) if e.per_band else arr
     layers[next(e.layer for e in qa.entries if e.flags == ("cloud",))][cloud] = 1
     return layers
 
@@ -296,7 +304,8 @@ def synthesize_scene(sensor: str, folder: Path, tr, shape, epsg: int, region_eps
             raw_bytes += shape[0] * shape[1] * np.dtype(b.dtype).itemsize
             data_files.append(path)
     for key, arr in _qa_layers(spec, abund, cloud, water_k, veg).items():
-        assets[key] = _write_tif(folder / f"{key}.tif", [arr], tr, epsg, str(arr.dtype), None)
+        bands_ = list(arr) if arr.ndim == 3 else [arr]
+        assets[key] = _write_tif(folder / f"{key}.tif", bands_, tr, epsg, str(arr.dtype), None)
     ratio = raw_bytes / sum(p.stat().st_size for p in data_files)
     return assets, ratio
 
@@ -439,6 +448,15 @@ def qa_keys(spec) -> list[str]:
     return [e.layer for e in spec.qa.entries] if spec.qa.kind == "layers" else [spec.qa.asset]
 
 
+def qa_bands(spec, key: str) -> int | list[int]:
+    """Bands of QA raster ``key`` a reader needs: band 1, or for a per-band layer (EnMAP
+    QL_PIXELMASK) every usable band, as the engine reads it."""
+    entry = next((e for e in spec.qa.entries if e.layer == key), None) if spec.qa.kind == "layers" else None
+    if entry is not None and entry.per_band:
+        return [i + 1 for i, b in enumerate(spec.bands) if b.usable]
+    return 1
+
+
 def mask_from(spec, qa: dict[str, np.ndarray], first_band: np.ndarray) -> np.ndarray:
     """uint8 flags from the QA rasters (catalog meaning) plus NODATA where band 1 is the fill."""
     from spectralearth_data.engine import qa as qamod
@@ -552,7 +570,7 @@ def _naive_patch(args) -> int:
     for key, idx in asset_groups(spec):
         data[i : i + len(idx)] = read(key, idx, Resampling.bilinear)
         i += len(idx)
-    qa = {key: read(key, 1, Resampling.nearest) for key in qa_keys(spec)}
+    qa = {key: read(key, qa_bands(spec, key), Resampling.nearest) for key in qa_keys(spec)}
     mask = mask_from(spec, qa, data[0])
     np.savez(Path(out) / f"{sensor}_{cell_id}.npz", data=data, mask=mask)
     return 1
@@ -607,6 +625,8 @@ def run_rioxarray(layout: Layout, out: Path, workers: int, k: int) -> tuple[int,
             fill = spec.bands[0].nodata
             src = xr.concat([open_(key, idx) for key, idx in asset_groups(spec)], dim="band")
             dst = src.odc.reproject(gbox, resampling="bilinear", dst_nodata=fill, chunks=(P, P))
+            # band 1 of every QA raster, also of EnMAP's per-band pixel mask (which tile and raw
+            # read whole): this baseline does less work than the engine, so its ratio is strict for us
             qas = {key: open_(key, [1]).odc.reproject(gbox, resampling="nearest", dst_nodata=0, chunks=(P, P)).data[0]
                    for key in qa_keys(spec)}
             keys = list(qas)
@@ -664,7 +684,7 @@ def _raw_shard(job: ShardJob, cell_m: int, k: int, out: str) -> int:
             for key, idx in asset_groups(spec):
                 block[slot, i : i + len(idx)] = files[key].read(idx, window=win)[:, :P, :P]
                 i += len(idx)
-            qa = {key: files[key].read(1, window=win)[:P, :P] for key in qa_keys(spec)}
+            qa = {key: files[key].read(qa_bands(spec, key), window=win)[..., :P, :P] for key in qa_keys(spec)}
             mblock[slot] = mask_from(spec, qa, block[slot, 0])
     finally:
         for f in files.values():
