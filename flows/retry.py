@@ -1,8 +1,11 @@
 """Which task failures are worth retrying, and the retry options the flows put on their tasks.
 
-Only *transient* failures are retried: a dropped connection, a timeout, a source that stayed
-unreachable through the library's own retries. A user error (unknown region, malformed plan) or a
-bug fails at once, so nobody waits minutes of backoff for an answer that cannot change.
+Only *transient* failures are retried: a dropped connection, a timeout, a source error that does
+not say otherwise. One layer retries, not two: a :class:`SourceError` marked ``retryable=False``
+(the library already spent its own HTTP retries, or the failure is permanent) is not retried again
+here, nor is a host name that does not resolve or a refused connection
+(:func:`~spectralearth_data.errors.connection_failure`). A user error (unknown region, malformed
+plan) or a bug fails at once, so nobody waits minutes of backoff for an answer that cannot change.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 from prefect.tasks import exponential_backoff
 
 from flows.settings import get_settings
-from spectralearth_data.errors import SourceError
+from spectralearth_data.errors import SourceError, connection_failure
 
 
 def transient_types() -> tuple[type[BaseException], ...]:
@@ -35,8 +38,12 @@ def transient_types() -> tuple[type[BaseException], ...]:
 
 def is_transient(exc: BaseException | None) -> bool:
     """True when ``exc`` (or an exception it was raised from) is a transient failure."""
+    if connection_failure(exc) is not None:
+        return False
     seen = 0
     while exc is not None and seen < 8:
+        if isinstance(exc, SourceError) and exc.retryable is False:
+            return False
         if isinstance(exc, transient_types()):
             return True
         exc = exc.__cause__ or exc.__context__

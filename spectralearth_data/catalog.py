@@ -538,8 +538,13 @@ def load_sources(root: Path | None = None) -> dict[str, SourceSpec]:
     return out
 
 
-def parse_region(path: Path, name: str | None = None) -> Region:
-    """Read a region GeoJSON file (a Feature, a FeatureCollection of one feature, or a geometry)."""
+def parse_region(path: Path, name: str | None = None, feature: str | None = None) -> Region:
+    """Read a region GeoJSON file (a Feature, a FeatureCollection, or a geometry).
+
+    A FeatureCollection of several features is the union of their polygons, or, with ``feature``,
+    the one feature whose ``name`` property (or ``id``) is ``feature``.
+    """
+    import shapely
     import shapely.geometry
 
     path = Path(path)
@@ -552,28 +557,33 @@ def parse_region(path: Path, name: str | None = None) -> Region:
     if not isinstance(doc, dict) or "type" not in doc:
         raise CatalogError(f"{path}: type: missing; expected a GeoJSON Feature or FeatureCollection")
     props: dict[str, Any] = {}
+    where = "geometry"
     if doc["type"] == "FeatureCollection":
-        feats = doc.get("features") or []
-        if len(feats) != 1:
-            raise CatalogError(f"{path}: features: expected exactly one feature, found {len(feats)}")
-        doc = feats[0]
+        feats = [f for f in (doc.get("features") or []) if isinstance(f, dict)]
+        if not feats:
+            raise CatalogError(f"{path}: features: empty; expected at least one feature")
+        if feature is not None:
+            picked = [f for f in feats if feature in {(f.get("properties") or {}).get("name"), f.get("id")}]
+            if not picked:
+                raise CatalogError(f"{path}: no feature named {feature!r}; {_feature_names(feats)}")
+            feats = picked[:1]
+        if len(feats) == 1:
+            doc = feats[0]
+        else:
+            shapes = [_region_shape(path, f.get("geometry"), f"features.{k}.geometry") for k, f in enumerate(feats)]
+            geom = json.loads(json.dumps(shapely.geometry.mapping(shapely.union_all(shapes))))
+            props = {k: v for k, v in (doc.get("properties") or {}).items() if k != "name"}
+            doc = {"type": "Feature", "properties": {"name": doc.get("name"), **props}, "geometry": geom}
+    elif feature is not None:
+        names = {(doc.get("properties") or {}).get("name"), doc.get("id")}
+        if feature not in names:
+            raise CatalogError(f"{path}: no feature named {feature!r}; {_feature_names([doc])}")
     if doc.get("type") == "Feature":
         props = doc.get("properties") or {}
         geom = doc.get("geometry")
     else:
         geom = doc
-    if not isinstance(geom, dict) or geom.get("type") not in {"Polygon", "MultiPolygon"}:
-        got = geom.get("type") if isinstance(geom, dict) else geom
-        raise CatalogError(f"{path}: geometry.type: expected Polygon or MultiPolygon, got {got!r}")
-    try:
-        shp = shapely.geometry.shape(geom)
-    except Exception as e:  # shapely raises several types for malformed coordinates
-        raise CatalogError(f"{path}: geometry.coordinates: malformed ({e})") from None
-    if shp.is_empty or not shp.is_valid:
-        raise CatalogError(f"{path}: geometry: empty or invalid polygon")
-    minx, miny, maxx, maxy = shp.bounds
-    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-        raise CatalogError(f"{path}: geometry.coordinates: outside lon/lat range (EPSG:4326 expected)")
+    _region_shape(path, geom, where)
     try:
         return Region(
             name=name or props.get("name") or path.stem,
@@ -588,17 +598,43 @@ def parse_region(path: Path, name: str | None = None) -> Region:
         raise CatalogError(describe_validation(e, str(path))) from None
 
 
-def load_region(name_or_path: str | Path, root: Path | None = None) -> Region:
-    """A region by catalog name (``demo``) or by path to a GeoJSON file."""
+def _feature_names(feats: list[dict[str, Any]]) -> str:
+    names = [str((f.get("properties") or {}).get("name") or f.get("id")) for f in feats
+             if (f.get("properties") or {}).get("name") or f.get("id")]
+    return f"features: {', '.join(names)}" if names else "no feature has a name property"
+
+
+def _region_shape(path: Path, geom: Any, where: str):
+    """The shapely polygon of a region geometry, or a CatalogError naming the file and field."""
+    import shapely.geometry
+
+    if not isinstance(geom, dict) or geom.get("type") not in {"Polygon", "MultiPolygon"}:
+        got = geom.get("type") if isinstance(geom, dict) else geom
+        raise CatalogError(f"{path}: {where}.type: expected Polygon or MultiPolygon, got {got!r}")
+    try:
+        shp = shapely.geometry.shape(geom)
+    except Exception as e:  # shapely raises several types for malformed coordinates
+        raise CatalogError(f"{path}: {where}.coordinates: malformed ({e})") from None
+    if shp.is_empty or not shp.is_valid:
+        raise CatalogError(f"{path}: {where}: empty or invalid polygon")
+    minx, miny, maxx, maxy = shp.bounds
+    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise CatalogError(f"{path}: {where}.coordinates: outside lon/lat range (EPSG:4326 expected)")
+    return shp
+
+
+def load_region(name_or_path: str | Path, root: Path | None = None, feature: str | None = None) -> Region:
+    """A region by catalog name (``demo``) or by path to a GeoJSON file; ``feature`` picks one
+    feature of a file with several (see :func:`parse_region`)."""
     p = Path(name_or_path)
     if p.suffix.lower() in {".geojson", ".json"} or p.exists():
-        return parse_region(p)
+        return parse_region(p, feature=feature)
     root = root or catalog_root()
     path = root / "regions" / f"{name_or_path}.geojson"
     if not path.exists():
         known = ", ".join(region_names(root))
         raise CatalogError(f"unknown region {str(name_or_path)!r}; known regions: {known} (or give a .geojson path)")
-    return parse_region(path, name=str(name_or_path))
+    return parse_region(path, name=str(name_or_path), feature=feature)
 
 
 def region_names(root: Path | None = None) -> list[str]:

@@ -10,7 +10,8 @@ Shared by every layer's app:
 * :func:`command_group` - a nameless group of commands that :func:`make_app` merges into an app;
 * :func:`make_app` - the app: the groups' commands in order, plus the ``--debug`` option;
 * :func:`run` - runs an app; a :class:`~spectralearth_data.errors.SpectralEarthError` is printed
-  as one line (``error: ...``) with exit code 2; ``--debug`` shows the traceback instead.
+  as one line (``error: ...``) with exit code 2; ``--debug`` shows the traceback instead;
+* :func:`.output.console` - the rich Console of the tables (full width when piped).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from .demo_cmd import demo_scenes
 from .discovery_cmd import colocate_cmd, search_cmd
 from .engine_cmd import export, publish, quicklook, tile, upload, validate
 from .inspect_cmd import inspect_item
+from .output import plain_flags_in_help
+
+plain_flags_in_help()  # boolean options show as `--debug`, not `--debug <bool>`
 
 
 def command_group() -> typer.Typer:

@@ -36,7 +36,7 @@ def band_rows(spec: Any) -> list[dict[str, Any]]:
 
 
 def _print_products(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
+    from .output import console
     from rich.table import Table
 
     table = Table(title="SpectralEarth sensor catalog (patch_px for the 3840 m cell)")
@@ -66,11 +66,11 @@ def _print_products(rows: list[dict[str, Any]]) -> None:
             "yes" if r["redistributable"] else "no",
             ", ".join(dict.fromkeys(r["providers"])),
         )
-    Console().print(table)
+    console().print(table)
 
 
 def _print_bands(spec: Any) -> None:
-    from rich.console import Console
+    from .output import console
     from rich.table import Table
 
     table = Table(
@@ -105,7 +105,7 @@ def _print_bands(spec: Any) -> None:
             "-" if b.nodata is None else f"{b.nodata:g}",
             "yes" if b.usable else "no",
         )
-    Console().print(table)
+    console().print(table)
 
 
 def catalog(

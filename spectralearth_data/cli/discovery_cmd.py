@@ -52,19 +52,32 @@ def search_cmd(
                                                   "(default ./out/demo/scenes).")] = None,
     url: Annotated[str | None, typer.Option("--url", help="Override the API root of a STAC or CMR source "
                                             "(a mirror, a local server).")] = None,
-    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries on HTTP 429/5xx, timeouts and connection "
-                                         "errors (exponential backoff with jitter, honouring Retry-After).")] = 5,
+    feature: Annotated[str | None, typer.Option("--feature", help="With a region file of several features: search "
+                                                "only the one whose `name` property is this (default: their "
+                                                "union).")] = None,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries on HTTP 429/5xx, timeouts and dropped "
+                                         "connections (exponential backoff with jitter, honouring Retry-After); a "
+                                         "host name that does not resolve or a refused connection is not retried.")] = 5,
 ) -> None:
     """Search a source for scenes over a region and period; write the scene table.
 
     Every source gives the same table: scene_id, sensor, datetime, footprint, cloud_cover, unsigned
     asset hrefs, source. Cloud cover is filtered on the server where the API supports it and always
-    again on the client. Credentials are not needed to search and never written.
+    again on the client. Credentials are not needed to search and never written. A region file of
+    several features searches their union (or, with --feature, one of them). A search that finds
+    nothing writes no table and exits 2, saying whether the region misses the catalogue's coverage
+    (coordinates in lat, lon order, say) or the period does.
     """
-    from ..sources import RetryPolicy, search, write_scenes
+    from ..catalog import load_region
+    from ..errors import SourceError
+    from ..sources import RetryPolicy, explain_no_scenes, search, write_scenes
 
-    scenes = search(source, region, start=start, end=end, sensors=_split(sensors), max_cloud=max_cloud,
+    reg = load_region(region, feature=feature)
+    scenes = search(source, reg, start=start, end=end, sensors=_split(sensors), max_cloud=max_cloud,
                     demo_dir=demo_dir, url=url, retry=RetryPolicy(attempts=retries))
+    if scenes.empty:  # an empty table would only fail later, in colocate, without saying why
+        raise SourceError(explain_no_scenes(source, reg, start, end, _split(sensors), max_cloud,
+                                            demo_dir=demo_dir) + "; no scene table written")
     write_scenes(scenes, out)
     counts = scenes.groupby("sensor").size().to_dict() if len(scenes) else {}
     note = " (synthesized demo scenes)" if source == "demo" else ""

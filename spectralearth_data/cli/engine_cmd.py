@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+#: Exit code of a command stopped by Ctrl-C (128 + SIGINT, what a shell reports for it).
+INTERRUPTED = 130
+
 
 def tile(
     plan: Annotated[Path, typer.Argument(help="Plan GeoParquet from `spectralearth colocate`.")],
@@ -27,7 +30,14 @@ def tile(
 
     cfg = TileConfig(patches_per_shard=patches_per_shard, min_valid_fraction=min_valid,
                      max_cloud_fraction=max_cloud, coreg=not no_coreg, release_id=release_id)
-    s = run(plan, store, scheduler=scheduler, workers=workers, progress=not no_progress, cells=cells or None, config=cfg)
+    from ..engine.tile import TileInterrupted
+
+    try:
+        s = run(plan, store, scheduler=scheduler, workers=workers, progress=not no_progress, cells=cells or None,
+                config=cfg)
+    except TileInterrupted as e:  # Ctrl-C: one line, exit 130 (128 + SIGINT, as a shell reports it)
+        typer.echo(f"{e}; rerun the same command to resume", err=True)
+        raise typer.Exit(INTERRUPTED) from None
     typer.echo(
         f"{s.patches_written} patches written, {s.patches_dropped} dropped"
         f"{' (' + ', '.join(f'{k}: {v}' for k, v in sorted(s.drop_reasons.items())) + ')' if s.drop_reasons else ''}, "

@@ -30,6 +30,7 @@ in the Dask config of the machines that start the workers (see the README, "Scal
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -44,11 +45,31 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, processes: bool =
     from distributed import LocalCluster
 
     env = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
-    with dask.config.set(env):  # read when the nannies are created, inside the constructor
+    with dask.config.set(env), _workers_ignore_sigint(processes):  # read when the nannies are created
         return LocalCluster(
             n_workers=n_workers, threads_per_worker=threads_per_worker, processes=processes,
             dashboard_address=dashboard_address, **kwargs,
         )
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint(processes: bool):
+    """Worker processes started inside this block ignore SIGINT (the disposition is inherited).
+
+    Ctrl-C in a terminal reaches the whole process group: without this every worker dies with its
+    own KeyboardInterrupt traceback. The process that started the cluster handles Ctrl-C (and
+    closes the cluster, which stops the workers); see ``tile._close_quietly``."""
+    import signal
+    import threading
+
+    if not processes or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def release_free_memory() -> None:

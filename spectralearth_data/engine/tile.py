@@ -36,6 +36,17 @@ IN_FLIGHT_PER_WORKER = 3
 REQUIRED = ("cell_id", "cell_m", "sensor", "scene_id", "datetime", "anchor_scene_id", "source", "assets", "item", "geometry")
 
 
+class TileInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during the tasks of a ``tile`` run: ``done`` of ``total`` tasks had finished.
+
+    Still a :class:`KeyboardInterrupt` for callers that do not know it. What was committed stays
+    in the store; the same run again resumes (only the remaining patches are written)."""
+
+    def __init__(self, done: int, total: int):
+        super().__init__(f"interrupted after {done} of {total} tasks")
+        self.done, self.total = done, total
+
+
 @dataclass
 class TileSummary:
     """What a ``tile`` run did."""
@@ -266,12 +277,16 @@ def _execute(tasks, store, cfg, scheduler, workers, progress, summary) -> tuple[
     from .cluster import local_cluster
 
     cluster = None
+    interrupted = False
     if scheduler is None:
         n = workers or min(os.cpu_count() or 1, len(tasks))
         cluster = local_cluster(n)
         client = Client(cluster)
     else:
         client = Client(scheduler)
+    results: list[TaskResult] = []
+    failures: list[str] = []  # one line per failed task
+    inflight: set = set()  # submitted, result not yet taken
     try:
         summary.workers = len(client.scheduler_info().get("workers", {})) or 1
         # a bounded window of tasks in flight: the scheduler and this process hold O(workers)
@@ -280,25 +295,75 @@ def _execute(tasks, store, cfg, scheduler, workers, progress, summary) -> tuple[
         todo = iter(tasks)
 
         def submit(t: Task):
-            return client.submit(_guarded, t, str(store), cfg, key=f"tile-{t.sensor}-{t.shard}-{os.getpid()}", pure=False)
+            fut = client.submit(_guarded, t, str(store), cfg, key=f"tile-{t.sensor}-{t.shard}-{os.getpid()}", pure=False)
+            inflight.add(fut)
+            return fut
 
         pending = as_completed([submit(t) for t in itertools.islice(todo, window)])
-        results: list[TaskResult] = []
-        failures: list[str] = []  # one line per failed task
         with progress_bar(progress, len(tasks), "tiling") as advance:
             for fut in pending:
                 ok, val = fut.result()
                 (results if ok else failures).append(val)
+                inflight.discard(fut)
                 fut.release()
                 advance()
                 nxt = next(todo, None)
                 if nxt is not None:
                     pending.add(submit(nxt))
         return results, failures
+    except KeyboardInterrupt:  # Ctrl-C: the committed tasks stay; the same run again resumes
+        interrupted = True
+        finished = sum(1 for f in inflight if f.status == "finished")  # done, result not yet taken
+        raise TileInterrupted(len(results) + len(failures) + finished, len(tasks)) from None
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        if interrupted:
+            _close_quietly(client, cluster)
+        else:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+#: Loggers (of this process and of the workers) that say nothing while a run shuts down after Ctrl-C.
+LOGGERS_SILENCED_ON_INTERRUPT = ("distributed", "tornado", "asyncio")
+
+
+def _silence_logs(names) -> None:
+    import logging
+
+    for n in names:
+        logging.getLogger(n).setLevel(logging.CRITICAL + 1)
+
+
+def _close_quietly(client, cluster) -> None:
+    """Shut the client and cluster down after Ctrl-C: no log records or tracebacks of the tasks
+    cut short, and a second Ctrl-C does not interrupt the shutdown half-way."""
+    import logging
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    loggers = [logging.getLogger(n) for n in LOGGERS_SILENCED_ON_INTERRUPT]
+    levels = [lg.level for lg in loggers]
+    _silence_logs(LOGGERS_SILENCED_ON_INTERRUPT)
+    try:
+        if cluster is not None:  # our own workers log the tasks the shutdown cancels (an existing
+            try:                 # cluster's workers are left as they are)
+                client.run(_silence_logs, LOGGERS_SILENCED_ON_INTERRUPT)
+            except Exception:  # noqa: BLE001 - a worker already gone: nothing of it to silence
+                pass
+        for close in (client.close, getattr(cluster, "close", None)):
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - already interrupted; the rerun resumes
+                    pass
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+        if main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _guarded(task: Task, store: str, cfg: TileConfig):
@@ -319,14 +384,20 @@ def _run_local(tasks, store, cfg, scheduler, workers, progress):
     delayed = [dask.delayed(_guarded, pure=False)(t, str(store), cfg) for t in tasks]
     with progress_bar(progress, len(tasks), "tiling") as advance:
 
+        ticks = [0]  # tasks finished, for TileInterrupted
+
         class _Tick(Callback):
             def _posttask(self, key, result, dsk, state, id):
                 if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], bool):
+                    ticks[0] += 1
                     advance()
 
         kw = {"num_workers": workers} if scheduler == "threads" and workers else {}
-        with _Tick():
-            out = dask.compute(*delayed, scheduler="sync" if scheduler in ("synchronous", "sync") else "threads", **kw)
+        try:
+            with _Tick():
+                out = dask.compute(*delayed, scheduler="sync" if scheduler in ("synchronous", "sync") else "threads", **kw)
+        except KeyboardInterrupt:
+            raise TileInterrupted(ticks[0], len(tasks)) from None
     results = [v for ok, v in out if ok]
     failures = [v for ok, v in out if not ok]
     return results, failures

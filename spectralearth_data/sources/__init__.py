@@ -16,14 +16,14 @@ import geopandas as gpd
 
 from ..catalog import Region, SensorSpec, load_catalog, load_region, load_sources
 from ..credentials import SasSigner, SasToken, earthdata_headers, sign_href, unsigned_href
-from ..errors import CatalogError, SourceError
+from ..errors import CatalogError, SourceError, SpectralEarthError
 from ..schema import SCENE_COLUMNS
 from ..tables import read_table, write_table
 from .base import RetryPolicy, SceneSource, SearchRequest, scenes_frame
 
 __all__ = [
     "RetryPolicy", "SasSigner", "SasToken", "SceneSource", "SearchRequest", "earthdata_headers",
-    "make_source", "read_scenes", "search", "sign_href", "unsigned_href", "write_scenes",
+    "explain_no_scenes", "make_source", "read_scenes", "search", "sign_href", "unsigned_href", "write_scenes",
 ]
 
 DateLike = str | date | datetime | None
@@ -106,6 +106,71 @@ def search(source: str, region: Region | str, start: DateLike = None, end: DateL
         return scenes_frame([])
     request = SearchRequest(region=reg, sensors=products, start=t0, end=t1, max_cloud=max_cloud)
     return src.search(request)
+
+
+def _bbox(bounds) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in bounds) + ")"
+
+
+def _local_coverage(src: SceneSource):
+    """(lon/lat bounds, first, last acquisition) of every item of a local or demo catalogue, or
+    None where the source cannot tell without a search (a remote API) or holds nothing usable."""
+    import shapely
+
+    from .base import parse_datetime, parse_footprint
+    from .demo import DemoSource
+    from .local import LocalSource, read_stac_file
+
+    try:
+        if isinstance(src, LocalSource):
+            items = src.items()
+        elif isinstance(src, DemoSource) and (src.folder / "catalog.json").exists():
+            items = read_stac_file(src.folder / "catalog.json")
+        else:
+            return None
+    except Exception:  # noqa: BLE001 - only an explanation; the search itself already read them
+        return None
+    shapes = [g for g in (parse_footprint(i.get("geometry")) for i in items) if g is not None]
+    times = [t for t in (parse_datetime(i.get("properties") or {}) for i in items) if t is not None]
+    if not shapes:
+        return None
+    return shapely.union_all(shapes), (min(times) if times else None), (max(times) if times else None)
+
+
+def explain_no_scenes(source: str, region: Region, start: DateLike = None, end: DateLike = None,
+                      sensors: list[str] | None = None, max_cloud: float | None = None, *,
+                      demo_dir: Path | str | None = None) -> str:
+    """One line saying why a search found nothing: the region does not overlap the catalogue's
+    coverage (with a hint when its coordinates look like lat/lon swapped), or the period or cloud
+    limit leaves nothing."""
+    import shapely
+
+    shape = region.shape
+    bounds = shape.bounds
+    swapped = shapely.transform(shape, lambda xy: xy[:, ::-1])
+    what = f"no {', '.join(sensors)} scenes" if sensors else "no scenes"
+    period = f" between {start or '...'} and {end or '...'}" if start or end else ""
+    head = f"{what} from {source} over region {region.name!r} (lon/lat bbox {_bbox(bounds)}){period}"
+    try:
+        cov = _local_coverage(make_source(source, demo_dir=demo_dir))
+    except SpectralEarthError:
+        cov = None
+    if cov is not None:
+        extent, first, last = cov
+        if not extent.intersects(shape):
+            hint = ""
+            if extent.intersects(swapped):
+                hint = "; its coordinates look like lat/lon swapped (GeoJSON is lon, lat)"
+            return (f"{head}: the region does not overlap the catalogue's coverage "
+                    f"(lon/lat bbox {_bbox(extent.bounds)}){hint}")
+        when = f" ({first:%Y-%m-%d} to {last:%Y-%m-%d})" if first is not None and last is not None else ""
+        cloud = f" or with at most {max_cloud:g} % cloud" if max_cloud is not None else ""
+        return f"{head}: the catalogue covers the region, but no scene of it falls in the period{when}{cloud}"
+    hint = ""
+    if max(abs(bounds[0]), abs(bounds[2])) <= 90:
+        hint = "; check that its coordinates are lon, lat (GeoJSON order), not lat, lon"
+    return (f"{head}: the region does not overlap the catalogue's coverage for that period"
+            f"{' and cloud limit' if max_cloud is not None else ''}{hint}")
 
 
 def write_scenes(scenes: gpd.GeoDataFrame, path: Path | str) -> Path:

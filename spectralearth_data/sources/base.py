@@ -9,6 +9,7 @@ Hrefs are stored *unsigned*: any signature found in a query string is dropped on
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..catalog import Region, SensorSpec
 from ..credentials import unsigned_href
-from ..errors import SourceError
+from ..errors import SourceError, connection_failure, shorten
 from ..grid import split_antimeridian
 from ..schema import SCENE_COLUMNS, stac_epsg
 
@@ -53,7 +54,10 @@ class SearchRequest:
 
 @dataclass
 class RetryPolicy:
-    """Retry budget for transient HTTP failures (429, 5xx, connection errors, timeouts).
+    """Retry budget for transient HTTP failures (429, 5xx, dropped connections, timeouts).
+
+    A host name that does not resolve or a refused connection is not transient: it fails on the
+    first attempt (:func:`~spectralearth_data.errors.connection_failure`).
 
     The wait before retry ``n`` is ``backoff_s * 2**(n-1)`` plus up to ``jitter_s`` of random
     jitter, capped at ``max_backoff_s``; a ``Retry-After`` header on 429/503 replaces it.
@@ -68,9 +72,7 @@ class RetryPolicy:
 
     def urllib3_retry(self):
         """The :class:`urllib3.util.Retry` implementing this policy (used by requests sessions)."""
-        from urllib3.util import Retry
-
-        return Retry(
+        return _policy_retry_class()(
             total=self.attempts,
             backoff_factor=self.backoff_s,
             backoff_jitter=self.jitter_s,
@@ -91,6 +93,54 @@ class RetryPolicy:
         s.mount("http://", adapter)
         s.mount("https://", adapter)
         return s
+
+
+@functools.cache
+def _policy_retry_class():
+    """A :class:`urllib3.util.Retry` that does not retry failures waiting cannot fix."""
+    from urllib3.exceptions import MaxRetryError
+    from urllib3.util import Retry
+
+    class PolicyRetry(Retry):
+        def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+            if error is not None and connection_failure(error) is not None:
+                raise MaxRetryError(_pool, url, error) from error
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    return PolicyRetry
+
+
+def unreachable_message(name: str, url: str | None, exc: BaseException, attempts: int) -> str:
+    """One line for a source that could not be reached: the host and the cause, first; a permanent
+    failure says it was not retried, a transient one how many retries were spent."""
+    hit = connection_failure(exc)
+    if hit is not None:
+        host, cause = hit
+        return shorten(f"source {name!r} ({url}): unreachable: cannot connect to {host}: {cause}; not retried")
+    return shorten(f"source {name!r} ({url}): unreachable or failing after {attempts} retries: "
+                   f"{describe_http_failure(exc)}")
+
+
+def describe_http_failure(exc: BaseException) -> str:
+    """``host:port: cause`` from the urllib3 ``MaxRetryError`` behind ``exc`` (requests and
+    pystac-client put the cause last, after the pool and the URL), else the first line of ``exc``."""
+    from urllib3.exceptions import MaxRetryError
+
+    e: BaseException | None = exc
+    for _ in range(16):
+        if e is None:
+            break
+        found = e if isinstance(e, MaxRetryError) else next(
+            (a for a in getattr(e, "args", ()) if isinstance(a, MaxRetryError)), None)
+        if found is not None:
+            pool = found.pool
+            where = f"{getattr(pool, 'host', '?')}:{getattr(pool, 'port', '?')}" if pool is not None else "the host"
+            reason = found.reason
+            cause = f"{type(reason).__name__}: {reason}" if reason is not None else "retries exhausted"
+            return f"{where}: {cause}"
+        e = e.__cause__ or e.__context__
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class SceneSource(Protocol):

@@ -25,8 +25,8 @@ from typing import Any
 import geopandas as gpd
 
 from ..catalog import SourceSpec
-from ..errors import SourceError
-from .base import RetryPolicy, SearchRequest, filter_scenes, item_rows, scenes_frame
+from ..errors import SourceError, shorten
+from .base import RetryPolicy, SearchRequest, filter_scenes, item_rows, scenes_frame, unreachable_message
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +140,10 @@ class EarthdataSource:
                     warnings.simplefilter("ignore", FutureWarning)
                     granules = self._query(p.short_name, p.provider, request, p.version).get(limit=1_000_000)
             except RequestException as e:
-                raise SourceError(
-                    f"source {self.name!r} ({self.url}): unreachable after {self.retry.attempts} retries: "
-                    f"{str(e).splitlines()[0][:300]}"
-                ) from None
+                raise SourceError(unreachable_message(self.name, self.url, e, self.retry.attempts),
+                                  retryable=False) from None
             except RuntimeError as e:  # earthaccess wraps CMR error bodies in RuntimeError
-                raise SourceError(f"source {self.name!r} ({self.url}): CMR answered an error: {str(e)[:300]}") from None
+                raise SourceError(shorten(f"source {self.name!r} ({self.url}): CMR answered an error: {e}")) from None
             for g in granules:
                 item = granule_to_item(dict(g), p.asset_patterns)
                 new = item_rows(item, [sensor], self.name, p.cloud_cover_property, p.short_name)

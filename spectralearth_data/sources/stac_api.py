@@ -12,9 +12,10 @@ Cloud cover and the provider's extra ``query`` go to the server only as the sour
 query conformance class; a CQL2-JSON ``filter``); the same filters and the exact region are always
 re-applied on the client, so a server that ignores them (or a bounding box wider than the region)
 cannot widen the result.
-Transient failures (429, 5xx, connection errors, timeouts) are retried by the HTTP adapter with
-backoff and jitter, honouring ``Retry-After``; when the budget is spent a :class:`SourceError`
-names the source.
+Transient failures (429, 5xx, dropped connections, timeouts) are retried by the HTTP adapter with
+backoff and jitter, honouring ``Retry-After``; a host name that does not resolve or a refused
+connection fails at once. Either way the :class:`SourceError` names the source, the host and the
+cause on one line, and is marked ``retryable=False`` so a flow does not retry it again.
 """
 
 from __future__ import annotations
@@ -29,9 +30,17 @@ import geopandas as gpd
 import shapely.geometry
 
 from ..catalog import SensorSpec, SourceSpec
-from ..errors import SourceError
+from ..errors import SourceError, shorten
 from ..grid import split_antimeridian
-from .base import RetryPolicy, SearchRequest, filter_scenes, item_rows, matches_query, scenes_frame
+from .base import (
+    RetryPolicy,
+    SearchRequest,
+    filter_scenes,
+    item_rows,
+    matches_query,
+    scenes_frame,
+    unreachable_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +83,8 @@ class StacApiSource:
             except _BrokenBody as e:
                 if attempt == self.retry.attempts:
                     raise SourceError(
-                        f"source {self.name!r} ({self.url}): responses cut off {attempt} times: {_short(e)}"
-                    ) from None
+                        f"source {self.name!r} ({self.url}): responses cut off {attempt} times: {_short(e)}",
+                        retryable=False) from None
                 time.sleep(min(self.retry.backoff_s * 2 ** (attempt - 1) + random.uniform(0, self.retry.jitter_s),
                                self.retry.max_backoff_s))
         raise AssertionError("unreachable")
@@ -115,19 +124,15 @@ class StacApiSource:
             e = _as_api_error(err)
             if "Connection broken" in str(e):  # pystac-client flattens requests' ChunkedEncodingError
                 raise _BrokenBody(_short(e)) from None
-            if isinstance(e.__cause__, RequestException) or "Max retries exceeded" in str(e):
-                raise SourceError(
-                    f"source {self.name!r} ({self.url}): unreachable or failing after {self.retry.attempts} "
-                    f"retries: {_short(e)}"
-                ) from None
+            if isinstance(e.__cause__ or e.__context__, RequestException) or "Max retries exceeded" in str(e):
+                raise SourceError(unreachable_message(self.name, self.url, e, self.retry.attempts),
+                                  retryable=False) from None
             raise SourceError(f"source {self.name!r} ({self.url}): the API answered an error: {_short(e)}") from None
         except ChunkedEncodingError as e:
             raise _BrokenBody(_short(e)) from None
         except RequestException as e:
-            raise SourceError(
-                f"source {self.name!r} ({self.url}): unreachable or failing after {self.retry.attempts} retries: "
-                f"{_short(e)}"
-            ) from None
+            raise SourceError(unreachable_message(self.name, self.url, e, self.retry.attempts),
+                              retryable=False) from None
         if skipped:
             log.warning("%s: skipped %d items without footprint, time or assets", self.name, skipped)
         if other:
@@ -252,8 +257,7 @@ def _matched(page: dict) -> int | None:
 
 
 def _short_text(text: str) -> str:
-    text = " ".join((text or "").split())
-    return text[:300] or "(empty body)"
+    return shorten(text or "") or "(empty body)"
 
 
 class _BrokenBody(Exception):
@@ -280,4 +284,4 @@ def _conforms_to_query(client) -> bool:
 
 def _short(e: Exception) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text[:300]
+    return shorten(text)

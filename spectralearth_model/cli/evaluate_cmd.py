@@ -60,7 +60,7 @@ def evaluate(
 def _print_results(csv_path: Path) -> None:
     import csv
 
-    from rich.console import Console
+    from spectralearth_data.cli.output import console
     from rich.table import Table
 
     with csv_path.open() as f:
@@ -73,7 +73,4 @@ def _print_results(csv_path: Path) -> None:
     for r in rows:
         vals = [f"{float(r[k]):.3f}" if r[k] not in ("", "nan") else "n/a" for k in keys]
         table.add_row(r["task"], r["method"], r["head"], *vals, r["seconds"])
-    console = Console()
-    if not console.is_terminal:  # piped or captured: do not squeeze task names into 80 columns
-        console = Console(width=140)
-    console.print(table)
+    console().print(table)  # piped or captured: full width, task names not squeezed into 80 columns

@@ -25,7 +25,7 @@ def model_info(
             doc["config"] = cfg.to_dict()
         typer.echo(json.dumps(doc, indent=2))
         return
-    from rich.console import Console
+    from spectralearth_data.cli.output import console as make_console
     from rich.table import Table
 
     table = Table(title=f"SpectralEarth-FM preset {cfg.name!r}: sensors {', '.join(cfg.sensor_names)}")
@@ -33,7 +33,7 @@ def model_info(
     table.add_column("parameters", justify="right")
     for r in rows:
         table.add_row(r.component, f"{r.parameters:,}")
-    console = Console()
+    console = make_console()
     console.print(table)
     if show_config:
         cfg_view = {k: v for k, v in cfg.to_dict().items() if k != "sensors"}

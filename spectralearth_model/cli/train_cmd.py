@@ -54,7 +54,7 @@ def train(
 
 
 def _print_summary(s) -> None:
-    from rich.console import Console
+    from spectralearth_data.cli.output import console
     from rich.table import Table
 
     table = Table(title="SpectralEarth-FM training run", show_header=False)
@@ -75,4 +75,4 @@ def _print_summary(s) -> None:
     ]
     for k, v in rows:
         table.add_row(k, v)
-    Console().print(table)
+    console().print(table)  # piped: paths whole, not cut at 80 columns

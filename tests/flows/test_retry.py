@@ -79,3 +79,38 @@ def test_a_wrapped_transient_cause_counts():
             raise RuntimeError("reader failed") from inner
     except RuntimeError as outer:
         assert is_transient(outer)
+
+
+@task(name="search-nowhere", **retry_options(retries=2, backoff_s=0.1))
+def search_nowhere(region: str) -> int:
+    from spectralearth_data.sources import RetryPolicy, search
+
+    fast = RetryPolicy(attempts=3, backoff_s=0.01, jitter_s=0.0, max_backoff_s=0.01, timeout_s=(2.0, 5.0))
+    return len(search("planetary-computer", region, sensors=["s2"], url="http://stac.example.invalid", retry=fast))
+
+
+@flow(name="search-nowhere-probe")
+def search_probe(region: str) -> int:
+    return search_nowhere(region)
+
+
+def test_an_unresolvable_source_is_tried_once_in_a_flow(prefect_api, tmp_path, monkeypatch):
+    """One layer retries, not two: neither the HTTP adapter nor Prefect retries a name that does
+    not resolve (it used to be (retries + 1) x (attempts + 1) connection attempts)."""
+    import json
+
+    import urllib3.util.connection
+
+    connects: list = []
+    real = urllib3.util.connection.create_connection
+    monkeypatch.setattr(urllib3.util.connection, "create_connection",
+                        lambda address, *a, **k: connects.append(address) or real(address, *a, **k))
+    region = tmp_path / "r.geojson"
+    ring = [[1.0, 48.0], [2.0, 48.0], [2.0, 49.0], [1.0, 49.0], [1.0, 48.0]]
+    region.write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
+    state = search_probe(str(region), return_state=True)
+    assert state.is_failed()
+    assert "stac.example.invalid" in state.message and "does not resolve" in state.message
+    (run,) = task_runs(prefect_api, state.state_details.flow_run_id)
+    assert run.run_count == 1
+    assert len(connects) == 1
