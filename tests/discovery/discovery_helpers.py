@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -26,3 +28,14 @@ def write_region(path: Path, bbox: tuple[float, float, float, float], name: str 
     doc = {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
     path.write_text(json.dumps(doc))
     return path
+
+
+def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run the ``spectralearth`` console script in-process: (exit code, stdout, stderr)."""
+    from spectralearth_data.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["spectralearth", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out, err = capsys.readouterr()
+    return exit_info.value.code or 0, out, err

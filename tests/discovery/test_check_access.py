@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from servers import free_port
-from servers.auth import earthdata
+from servers.auth import earthdata, running
 from servers.dlr_auth import dlr_cas
 from servers.http_range import serve
 from typer.testing import CliRunner
@@ -77,15 +77,8 @@ class _StacHandler(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def stac(href: str):
-    srv = _Stac(href)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
+    with running(_Stac(href)) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join(timeout=5)
 
 
 @contextlib.contextmanager

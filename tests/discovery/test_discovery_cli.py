@@ -4,26 +4,15 @@ and user errors printed as one ``error: ...`` line with exit code 2."""
 from __future__ import annotations
 
 import json
-import sys
 
 import geopandas as gpd
 import pytest
-from discovery_helpers import COLORADO, write_region
+from discovery_helpers import COLORADO, run, write_region
 
-from spectralearth_data.cli import main
 from spectralearth_data.schema import PLAN_COLUMNS, SCENE_COLUMNS
 from tests.servers import FaultProxy
 
 TASMANIA = (146.0, -45.0, 152.0, -37.0)
-
-
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run the ``spectralearth`` console script in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["spectralearth", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
 
 
 @pytest.fixture

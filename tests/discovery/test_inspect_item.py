@@ -5,13 +5,11 @@ EMIT NetCDF files written here."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from spectralearth_data.cli import main
+from discovery_helpers import run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
 ENMAP = FIXTURES / "dlr" / "enmap_l2a_search_3items.json"
@@ -25,15 +23,6 @@ PC_LANDSAT = FIXTURES / "stac" / "planetary_computer" / "items" / "landsat-c2-l2
 S2_ES_KEYS = {"B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1",
               "B06": "rededge2", "B07": "rededge3", "B08": "nir", "B8A": "nir08", "B09": "nir09",
               "B11": "swir16", "B12": "swir22", "SCL": "scl"}
-
-
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run the ``spectralearth`` console script in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["spectralearth", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
 
 
 def inspect_json(monkeypatch, capsys, *args: str) -> tuple[int, list[dict], str]:

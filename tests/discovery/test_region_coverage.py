@@ -5,12 +5,11 @@ with ``--feature NAME``, one of them (issue 20, item 8)."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
+from discovery_helpers import run
 
 from spectralearth_data.catalog import load_region, parse_region
-from spectralearth_data.cli import main
 from spectralearth_data.errors import CatalogError
 from spectralearth_data.sources import search
 
@@ -44,14 +43,6 @@ def two_fields(tmp_path):
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [
         _feature("field-a", (1.2, 48.2, 1.4, 48.4)), _feature("field-b", (3.2, 48.2, 3.4, 48.4))]}))
     return path
-
-
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["spectralearth", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
 
 
 def test_swapped_lat_lon_region_says_it_misses_the_coverage(monkeypatch, capsys, tmp_path, catalog):

@@ -2,12 +2,16 @@
 
 Rasters are tiled DEFLATE GeoTIFFs written with rasterio; values follow known patterns (a linear
 ramp in map coordinates) so tests can compute exactly which value must land on which cell pixel.
-Plan rows follow PLAN_COLUMNS with STAC-like items carrying proj:epsg.
+Plan rows follow PLAN_COLUMNS with STAC-like items carrying proj:epsg. :func:`run_cli` and
+:func:`one_error_line` run the ``spectralearth_data`` command line in a subprocess and check its
+one-line error.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -21,6 +25,20 @@ from spectralearth_data.schema import PLAN_COLUMNS
 
 CELL_M = 960
 POTSDAM = (13.06, 52.39)
+CLI = [sys.executable, "-c", "from spectralearth_data.cli import main; main()"]
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    """Run ``spectralearth_data.cli`` with ``args`` (made strings) in a subprocess, capturing its output."""
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, check=False)
+
+
+def one_error_line(r: subprocess.CompletedProcess) -> str:
+    """The single ``error: ...`` line of a run that failed with exit code 2 and no traceback."""
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
 
 
 def demo_cells(ncols: int = 2, nrows: int = 1) -> list[Cell]:

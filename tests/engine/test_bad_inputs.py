@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,9 +14,9 @@ from spectralearth_data.engine import TileConfig, tile
 from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.errors import InputDataError
 
-from .synth import cover_transform, demo_cells, plan_rows, s2_scene, write_tif
-
-CLI = [sys.executable, "-c", "from spectralearth_data.cli import main; main()"]
+from .synth import CLI, cover_transform, demo_cells, plan_rows, s2_scene, write_tif
+from .synth import one_error_line as _one_line
+from .synth import run_cli as _cli
 
 
 def _break(case: str, assets: dict, tmp_path) -> int:
@@ -73,17 +72,6 @@ def test_cli_bad_scene_is_one_error_line_exit_2_and_rerun_keeps_the_good(tmp_pat
 
 
 # -- plans that give an empty release (issue 20, items 3 and 4) -----------------------------------------
-
-
-def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, check=False)
-
-
-def _one_line(r: subprocess.CompletedProcess) -> str:
-    assert r.returncode == 2, r.stdout + r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
-    return lines[0]
 
 
 def test_empty_plan_is_an_error_and_creates_no_store(tmp_path):

@@ -17,13 +17,11 @@ import pytest
 from servers.auth import earthdata
 
 from spectralearth_data import credentials
-from spectralearth_data.catalog import load_sensor
 from spectralearth_data.engine.readers import SceneRef, read_scene
 from spectralearth_data.engine.readers.httpfile import LoginRefused, open_http
 from spectralearth_data.errors import InputDataError
 
-from .synth import demo_cells
-from .test_emit import write_emit
+from .test_emit import emit_to_serve
 
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJ1aWQiOiJlZGwtdGVzdCJ9.ZWFydGhkYXRhLXRlc3Q"
 USER, PASSWORD = "edl-user", "s3cr3t-Edl-Pa55word"
@@ -167,13 +165,7 @@ def test_no_working_login_names_what_was_tried_and_what_to_set(daac, tmp_path, m
 
 def test_emit_scene_read_through_the_login_redirect_equals_a_local_read(tmp_path, monkeypatch, clean_env):
     """The EMIT reader end to end (reflectance and mask files) logging in with ~/.netrc."""
-    cells = demo_cells(1)
-    www = tmp_path / "www"
-    www.mkdir()
-    local, _ = write_emit(www, cells)
-    spec = load_sensor("emit")
-    gb = cells[0].geobox(60.0)
-    want = read_scene(spec, SceneRef("E", "local", local, {}), gb)
+    www, _, local, spec, gb, want = emit_to_serve(tmp_path, 1)
     _netrc(tmp_path, monkeypatch)
     with earthdata(www, token=TOKEN, user=USER, password=PASSWORD) as (data, login):
         monkeypatch.setattr(credentials, "EARTHDATA_LOGIN_HOST", login.netloc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import h5netcdf
@@ -88,6 +89,30 @@ def write_emit(tmp_path, cells, nbands=285, cloud_rows=0, names=V001_MASK_BANDS)
     return {"data": str(tmp_path / "EMIT_L2A_RFL.nc"), "mask": str(tmp_path / "EMIT_L2A_MASK.nc")}, gt
 
 
+class EmitToServe(NamedTuple):
+    """EMIT files under ``www`` for ``cells`` (``local`` assets) and the local read they give."""
+
+    www: Path
+    cells: list
+    local: dict
+    spec: Any
+    geobox: Any
+    want: Any
+
+
+def emit_to_serve(tmp_path: Path, ncells: int) -> EmitToServe:
+    """:func:`write_emit` for ``demo_cells(ncells)`` into ``tmp_path/www`` (a folder to serve),
+    with the scene read locally on the first cell's 60 m geobox (what a remote read must equal)."""
+    cells = demo_cells(ncells)
+    www = tmp_path / "www"
+    www.mkdir()
+    local, _ = write_emit(www, cells)
+    spec = load_sensor("emit")
+    gb = cells[0].geobox(60.0)
+    want = read_scene(spec, SceneRef("E", "local", local, {}), gb)
+    return EmitToServe(www, cells, local, spec, gb, want)
+
+
 def write_uncertainty(path: Path, like: Path):
     """An EMIT-like RFLUNCERT file beside ``like`` (an RFL file): the same GLT and band
     parameters, variable ``reflectance_uncertainty`` and no ``mask`` (emit-sds-l2a output_conversion.py)."""
@@ -163,13 +188,7 @@ def test_emit_over_http_with_earthdata_token_that_never_reaches_the_store(tmp_pa
 
     token = "test-token-5f3a9c"
     monkeypatch.setenv("EARTHDATA_TOKEN", token)
-    cells = demo_cells(2)
-    www = tmp_path / "www"
-    www.mkdir()
-    local, _ = write_emit(www, cells)
-    spec = load_sensor("emit")
-    gb = cells[0].geobox(60.0)
-    want = read_scene(spec, SceneRef("E", "local", local, {}), gb)
+    www, cells, local, spec, gb, want = emit_to_serve(tmp_path, 2)
     with serve(www) as srv:
         remote = {k: f"{srv.url}/{Path(v).name}" for k, v in local.items()}
         got = read_scene(spec, SceneRef("E", "earthdata-cmr", remote, {}), gb)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -25,6 +23,8 @@ from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.errors import ReleaseError
 
 from .synth import demo_cells
+from .synth import one_error_line as _one_line
+from .synth import run_cli as _cli
 from .test_tile import _plan
 
 
@@ -129,19 +129,6 @@ def test_every_product_group_opens_with_plain_xarray(tmp_path, sensor):
 
 
 # -- empty, renamed and stale releases (issue 20, items 3 and 10) -------------------------------------
-
-CLI = [sys.executable, "-c", "from spectralearth_data.cli import main; main()"]
-
-
-def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, check=False)
-
-
-def _one_line(r: subprocess.CompletedProcess) -> str:
-    assert r.returncode == 2, r.stdout + r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
-    return lines[0]
 
 
 def test_an_empty_store_does_not_validate_and_is_not_published(tmp_path):

@@ -4,8 +4,10 @@ file of the release, index, plan, scene table or logs, nor in error messages."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -77,6 +79,34 @@ def _signer(href: str) -> str:
     return f"{href}{'&' if '?' in href else '?'}{SAS}"
 
 
+def _set_secrets(monkeypatch) -> None:
+    for k, v in SECRETS.items():
+        monkeypatch.setenv(k, v)
+
+
+@contextlib.contextmanager
+def debug_log_to(log_file: Path) -> Iterator[None]:
+    """Write every log record (DEBUG and up) to ``log_file`` while the block runs."""
+    handler = logging.FileHandler(log_file)
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+
+
+def _serve_assets_from(plan, scenes_dir: Path, url: str) -> None:
+    """Point ``plan``'s asset paths (under ``scenes_dir``) at the same files under ``url``."""
+    plan["assets"] = plan["assets"].map(lambda a: json.dumps(
+        {k: f"{url}/{Path(v).relative_to(scenes_dir)}" for k, v in json.loads(a).items()}))
+
+
 @pytest.fixture()
 def signed_source(monkeypatch):
     """A source whose hrefs the engine signs at read time: ``planetary-computer`` (its ``auth`` in
@@ -86,37 +116,24 @@ def signed_source(monkeypatch):
 
 
 def test_read_time_signatures_stay_out_of_store_index_errors_and_logs(demo, tmp_path, signed_source, monkeypatch):
-    for k, v in SECRETS.items():
-        monkeypatch.setenv(k, v)
+    _set_secrets(monkeypatch)
     log_file = tmp_path / "run.log"
-    handler = logging.FileHandler(log_file)
-    handler.setLevel(logging.DEBUG)
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
     store = tmp_path / "r.zarr"
-    try:
-        with serve(demo.scenes_dir) as srv:
-            plan = gpd.read_parquet(demo.cog_plan)
-            plan = plan[plan["sensor"].isin(["s2", "s1"])].copy()
-            plan["source"] = signed_source
-            plan["assets"] = plan["assets"].map(lambda a: json.dumps(
-                {k: f"{srv.url}/{Path(v).relative_to(demo.scenes_dir)}" for k, v in json.loads(a).items()}))
-            plan_path = tmp_path / "plan.parquet"
-            plan.to_parquet(plan_path)
-            s1 = json.loads(plan[plan["sensor"] == "s1"].iloc[0]["assets"])["vv"]
-            rel = s1.split(srv.url + "/", 1)[1]
-            # transient faults everywhere (GDAL logs its retries), and one asset that never works
-            srv.chaos = Chaos({503: 0.1, 500: 0.05}, seed=3, only=lambda p: p != rel)
-            srv.faults[rel] = 503
-            with pytest.raises(InputDataError) as err:
-                tile(plan_path, store, scheduler="synchronous", progress=False, config=TileConfig())
-            queries = list(srv.queries)
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
-        handler.close()
+    with debug_log_to(log_file), serve(demo.scenes_dir) as srv:
+        plan = gpd.read_parquet(demo.cog_plan)
+        plan = plan[plan["sensor"].isin(["s2", "s1"])].copy()
+        plan["source"] = signed_source
+        _serve_assets_from(plan, demo.scenes_dir, srv.url)
+        plan_path = tmp_path / "plan.parquet"
+        plan.to_parquet(plan_path)
+        s1 = json.loads(plan[plan["sensor"] == "s1"].iloc[0]["assets"])["vv"]
+        rel = s1.split(srv.url + "/", 1)[1]
+        # transient faults everywhere (GDAL logs its retries), and one asset that never works
+        srv.chaos = Chaos({503: 0.1, 500: 0.05}, seed=3, only=lambda p: p != rel)
+        srv.faults[rel] = 503
+        with pytest.raises(InputDataError) as err:
+            tile(plan_path, store, scheduler="synchronous", progress=False, config=TileConfig())
+        queries = list(srv.queries)
     assert any(SIG in q for q in queries), "the reads were not signed"
     message = str(err.value)
     assert rel in message and not any(n.decode(errors="ignore") in message for n in NEEDLES), message
@@ -132,33 +149,22 @@ def test_dlr_password_and_session_cookie_stay_out_of_store_index_and_logs(demo, 
     the DLR password and GDAL reads with the session cookie; neither is written anywhere."""
     from servers.dlr_auth import dlr_cas
 
-    for k, v in SECRETS.items():
-        monkeypatch.setenv(k, v)
+    _set_secrets(monkeypatch)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     credentials.forget_dlr_access()
     log_file = tmp_path / "run.log"
-    handler = logging.FileHandler(log_file)
-    handler.setLevel(logging.DEBUG)
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
     store = tmp_path / "r.zarr"
     try:
-        with dlr_cas(demo.scenes_dir, user="dlr-user", password=DLR_PASSWORD) as (data, login):
+        with debug_log_to(log_file), dlr_cas(demo.scenes_dir, user="dlr-user", password=DLR_PASSWORD) as (data, login):
             plan = gpd.read_parquet(demo.cog_plan)
             plan = plan[plan["sensor"] == "s2"].copy()
             plan["source"] = "dlr-geoservice"  # auth: dlr
-            plan["assets"] = plan["assets"].map(lambda a: json.dumps(
-                {k: f"{data.url}/{Path(v).relative_to(demo.scenes_dir)}" for k, v in json.loads(a).items()}))
+            _serve_assets_from(plan, demo.scenes_dir, data.url)
             plan_path = tmp_path / "plan.parquet"
             plan.to_parquet(plan_path)
             tile(plan_path, store, scheduler="synchronous", progress=False, config=TileConfig())
             sessions = set(data.sessions)
     finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
-        handler.close()
         credentials.forget_dlr_access()
     assert login.logins == 1 and sessions, "the reads did not go through the sign-on"
     assert fingerprint(store) and validate(store) == []

@@ -102,6 +102,50 @@ class _Threaded:
         self.thread.join(timeout=5)
 
 
+class _StacSearchHandler(BaseHTTPRequestHandler):
+    """The handler of a STAC search replay (a :class:`_Threaded` owner with ``requests`` and
+    ``landing()``): ``GET`` of a path in ``landing_paths`` answers the landing page (404 for any
+    other), ``POST /search`` with a JSON object body goes to :meth:`_search` (400 for any other
+    POST). Every request is recorded in ``owner.requests`` as (method, path, JSON body)."""
+
+    landing_paths: tuple[str, ...] = ("",)
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        owner = self.server.owner  # type: ignore[attr-defined]
+        owner.requests.append(("GET", self.path, None))
+        if self.path.rstrip("/") in self.landing_paths:
+            self._send(200, owner.landing())
+        else:
+            self._send(404, {"code": "NotFound", "description": self.path})
+
+    def do_POST(self):
+        owner = self.server.owner  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except json.JSONDecodeError:
+            body = None
+        owner.requests.append(("POST", self.path, body))
+        if self.path.split("?")[0].rstrip("/") != "/search" or not isinstance(body, dict):
+            self._send(400, {"code": "BadRequest", "description": "POST /search with a JSON body"})
+            return
+        self._search(owner, body)
+
+    def _search(self, owner: Any, body: dict) -> None:
+        raise NotImplementedError
+
+    def _send(self, code: int, doc: dict, ctype: str = "application/json"):
+        data = json.dumps(doc).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 # -- CMR replay -----------------------------------------------------------------------------------
 
 

@@ -28,6 +28,86 @@ from urllib.parse import parse_qs, quote, urlsplit
 from servers.http_range import RangeServer, _Handler, serve
 
 
+# -- pieces shared with servers.dlr_auth -----------------------------------------------------------
+
+
+def _cookies(header: str) -> dict[str, str]:
+    """The name=value pairs of a ``Cookie`` header."""
+    return dict(c.strip().split("=", 1) for c in header.split(";") if "=" in c)
+
+
+def _redirect(handler: http.server.BaseHTTPRequestHandler, where: str, cookie: str | None = None) -> None:
+    """An empty 302 to ``where``, setting ``cookie`` when given."""
+    handler.send_response(302)
+    if cookie:
+        handler.send_header("Set-Cookie", cookie)
+    handler.send_header("Location", where)
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
+
+
+def _ask_basic(handler: http.server.BaseHTTPRequestHandler, realm: str) -> None:
+    """An empty 401 that asks for HTTP Basic credentials."""
+    handler.send_response(401)
+    handler.send_header("WWW-Authenticate", f'Basic realm="{realm}"')
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
+
+
+def _noted(handler: http.server.BaseHTTPRequestHandler, header: str, seen: Counter[str]):
+    """Count the request's ``header`` (when present) in ``seen``; return (server, split path, header value)."""
+    srv = handler.server
+    value = handler.headers.get(header, "")
+    with srv.lock:
+        if value:
+            seen[value] += 1
+    return srv, urlsplit(handler.path), value
+
+
+class _LoginServer(http.server.ThreadingHTTPServer):
+    """A login server on a free local port that hands out one-time codes (see :meth:`_take`)."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler], user: str, password: str):
+        super().__init__(("127.0.0.1", 0), handler)
+        self.user, self.password = user, password
+        self.logins = 0
+        self.refused = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def _take(self, pool: set[str], code: str) -> bool:
+        """Remove ``code`` from ``pool``; whether it was there (each code works once)."""
+        with self.lock:
+            if code in pool:
+                pool.discard(code)
+                return True
+            return False
+
+
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _login_pair(data, handler: type[_Handler], login: _LoginServer) -> Iterator[tuple]:
+    """Serve ``login`` and ``data`` (with ``handler``, pointed at ``login``) until the block ends."""
+    data.RequestHandlerClass = handler
+    data.login = login
+    with running(login), running(data):
+        yield data, login
+
+
+# -- Earthdata Login -------------------------------------------------------------------------------
+
+
 class EarthdataDataServer(RangeServer):
     """The DAAC side: files behind Earthdata Login (see the module docstring)."""
 
@@ -44,12 +124,7 @@ class _DataHandler(_Handler):
     server: EarthdataDataServer
 
     def _serve(self, body: bool) -> None:
-        srv = self.server
-        parts = urlsplit(self.path)
-        auth = self.headers.get("Authorization", "")
-        with srv.lock:
-            if auth:
-                srv.seen_auth[auth] += 1
+        srv, parts, auth = _noted(self, "Authorization", self.server.seen_auth)
         if parts.path == "/urs_redirect":
             q = parse_qs(parts.query)
             code, state = q.get("code", [""])[0], q.get("state", ["/"])[0]
@@ -59,13 +134,9 @@ class _DataHandler(_Handler):
             cookie = secrets.token_hex(8)
             with srv.lock:
                 srv.sessions.add(cookie)
-            self.send_response(302)
-            self.send_header("Set-Cookie", f"daac_session={cookie}; Path=/; HttpOnly")
-            self.send_header("Location", state)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            _redirect(self, state, f"daac_session={cookie}; Path=/; HttpOnly")
             return
-        cookies = dict(c.strip().split("=", 1) for c in self.headers.get("Cookie", "").split(";") if "=" in c)
+        cookies = _cookies(self.headers.get("Cookie", ""))
         if auth == f"Bearer {srv.token}" or cookies.get("daac_session") in srv.sessions:
             super()._serve(body)
             return
@@ -76,57 +147,31 @@ class _DataHandler(_Handler):
         with srv.lock:
             srv.redirects_to_login += 1
         back = quote(f"{srv.url}/urs_redirect", safe="")
-        self.send_response(302)
-        self.send_header("Location", f"{srv.login.url}/oauth/authorize?client_id=daac&response_type=code"
-                                     f"&redirect_uri={back}&state={quote(parts.path, safe='')}")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        _redirect(self, f"{srv.login.url}/oauth/authorize?client_id=daac&response_type=code"
+                        f"&redirect_uri={back}&state={quote(parts.path, safe='')}")
 
 
-class EarthdataLoginServer(http.server.ThreadingHTTPServer):
+class EarthdataLoginServer(_LoginServer):
     """The Earthdata Login side: Basic auth, then a redirect back with a one-time code."""
 
-    daemon_threads = True
-
     def __init__(self, user: str, password: str):
-        super().__init__(("127.0.0.1", 0), _LoginHandler)
-        self.user, self.password = user, password
+        super().__init__(_LoginHandler, user, password)
         self.codes: set[str] = set()
         self.seen_auth: Counter[str] = Counter()
-        self.logins = 0
-        self.refused = 0
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
     @property
     def netloc(self) -> str:
         return f"127.0.0.1:{self.server_address[1]}"
 
     def redeem(self, code: str) -> bool:
-        with self.lock:
-            if code in self.codes:
-                self.codes.discard(code)
-                return True
-            return False
+        return self._take(self.codes, code)
 
 
-class _LoginHandler(http.server.BaseHTTPRequestHandler):
+class _LoginHandler(_QuietHandler):
     server: EarthdataLoginServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args) -> None:
-        pass
 
     def do_GET(self) -> None:
-        srv = self.server
-        parts = urlsplit(self.path)
-        auth = self.headers.get("Authorization", "")
-        with srv.lock:
-            if auth:
-                srv.seen_auth[auth] += 1
+        srv, parts, auth = _noted(self, "Authorization", self.server.seen_auth)
         if parts.path != "/oauth/authorize":
             self.send_error(404)
             return
@@ -134,10 +179,7 @@ class _LoginHandler(http.server.BaseHTTPRequestHandler):
         if auth != want:
             with srv.lock:
                 srv.refused += 1
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="Please enter your Earthdata Login credentials"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            _ask_basic(self, "Please enter your Earthdata Login credentials")
             return
         q = parse_qs(parts.query)
         code = secrets.token_hex(8)
@@ -146,28 +188,14 @@ class _LoginHandler(http.server.BaseHTTPRequestHandler):
             srv.logins += 1
         back = q["redirect_uri"][0]
         state = quote(q.get("state", ["/"])[0], safe="/")
-        self.send_response(302)
-        self.send_header("Location", f"{back}?code={code}&state={state}")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        _redirect(self, f"{back}?code={code}&state={state}")
 
 
 @contextlib.contextmanager
 def earthdata(root: Path, *, token: str, user: str, password: str) -> Iterator[tuple[EarthdataDataServer, EarthdataLoginServer]]:
     """A (data server, login server) pair serving ``root`` behind Earthdata-style login."""
-    login = EarthdataLoginServer(user, password)
-    t = threading.Thread(target=login.serve_forever, daemon=True)
-    t.start()
-    data = EarthdataDataServer(root, token)
-    data.RequestHandlerClass = _DataHandler
-    data.login = login
-    try:
-        with _running(data):
-            yield data, login
-    finally:
-        login.shutdown()
-        login.server_close()
-        t.join(timeout=5)
+    with _login_pair(EarthdataDataServer(root, token), _DataHandler, EarthdataLoginServer(user, password)) as pair:
+        yield pair
 
 
 class ExpiringSasServer(RangeServer):
@@ -199,13 +227,13 @@ class _SasHandler(_Handler):
 def expiring_sas(root: Path) -> Iterator[ExpiringSasServer]:
     srv = ExpiringSasServer(root)
     srv.RequestHandlerClass = _SasHandler
-    with _running(srv):
+    with running(srv):
         yield srv
 
 
 @contextlib.contextmanager
-def _running(srv: RangeServer) -> Iterator[RangeServer]:
-    """Serve an already built RangeServer (a subclass with its own handler) until the block ends."""
+def running(srv: http.server.HTTPServer) -> Iterator[http.server.HTTPServer]:
+    """Serve an already built server (e.g. a RangeServer subclass with its own handler) until the block ends."""
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     try:
@@ -216,4 +244,5 @@ def _running(srv: RangeServer) -> Iterator[RangeServer]:
         t.join(timeout=5)
 
 
-__all__ = ["EarthdataDataServer", "EarthdataLoginServer", "ExpiringSasServer", "earthdata", "expiring_sas", "serve"]
+__all__ = ["EarthdataDataServer", "EarthdataLoginServer", "ExpiringSasServer", "earthdata", "expiring_sas", "running",
+           "serve"]

@@ -20,29 +20,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.server
 import secrets
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
-from servers.auth import _running
+from servers.auth import _ask_basic, _cookies, _login_pair, _LoginServer, _noted, _QuietHandler, _redirect, running
 from servers.http_range import RangeServer, _Handler
-
-
-def _cookies(header: str) -> dict[str, str]:
-    return dict(c.strip().split("=", 1) for c in header.split(";") if "=" in c)
-
-
-def _redirect(handler: http.server.BaseHTTPRequestHandler, where: str, cookie: str | None = None) -> None:
-    handler.send_response(302)
-    if cookie:
-        handler.send_header("Set-Cookie", cookie)
-    handler.send_header("Location", where)
-    handler.send_header("Content-Length", "0")
-    handler.end_headers()
 
 
 # -- Basic -----------------------------------------------------------------------------------------
@@ -63,10 +48,7 @@ class _BasicHandler(_Handler):
             with self.server.lock:
                 self.server.refused += 1
                 self.server.requests["(refused)"] += 1
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="download"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            _ask_basic(self, "download")
             return
         super()._serve(body)
 
@@ -75,7 +57,7 @@ class _BasicHandler(_Handler):
 def dlr_basic(root: Path, *, user: str, password: str) -> Iterator[BasicFileServer]:
     srv = BasicFileServer(root, user, password)
     srv.RequestHandlerClass = _BasicHandler
-    with _running(srv):
+    with running(srv):
         yield srv
 
 
@@ -96,12 +78,7 @@ class _CasDataHandler(_Handler):
     server: CasDataServer
 
     def _serve(self, body: bool) -> None:
-        srv = self.server
-        parts = urlsplit(self.path)
-        cookie = self.headers.get("Cookie", "")
-        with srv.lock:
-            if cookie:
-                srv.cookies_seen[cookie] += 1
+        srv, parts, cookie = _noted(self, "Cookie", self.server.cookies_seen)
         if parts.path == "/cas-callback":
             q = parse_qs(parts.query)
             ticket, back = q.get("ticket", [""])[0], q.get("back", ["/"])[0]
@@ -129,30 +106,16 @@ class _CasDataHandler(_Handler):
         _redirect(self, f"{srv.login.url}/cas/login?service={service}")
 
 
-class CasLoginServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
+class CasLoginServer(_LoginServer):
     def __init__(self, user: str, password: str):
-        super().__init__(("127.0.0.1", 0), _CasLoginHandler)
-        self.user, self.password = user, password
+        super().__init__(_CasLoginHandler, user, password)
         self.executions: set[str] = set()
         self.xsrf: set[str] = set()
         self.tickets: set[str] = set()
         self.posts: list[dict[str, str]] = []  # the fields of every login post (password blanked)
-        self.logins = 0
-        self.refused = 0
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
     def redeem(self, ticket: str) -> bool:
-        with self.lock:
-            if ticket in self.tickets:
-                self.tickets.discard(ticket)
-                return True
-            return False
+        return self._take(self.tickets, ticket)
 
 
 _PAGE = """<!DOCTYPE html><html><head><title>EOC Single Sign-On</title></head><body>
@@ -170,12 +133,8 @@ _PAGE = """<!DOCTYPE html><html><head><title>EOC Single Sign-On</title></head><b
 </body></html>"""
 
 
-class _CasLoginHandler(http.server.BaseHTTPRequestHandler):
+class _CasLoginHandler(_QuietHandler):
     server: CasLoginServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args) -> None:
-        pass
 
     def _page(self, status: int, message: str = "") -> None:
         execution = secrets.token_hex(16)
@@ -228,19 +187,8 @@ class _CasLoginHandler(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def dlr_cas(root: Path, *, user: str, password: str) -> Iterator[tuple[CasDataServer, CasLoginServer]]:
     """A (data server, login server) pair serving ``root`` behind the CAS-like sign-on."""
-    login = CasLoginServer(user, password)
-    t = threading.Thread(target=login.serve_forever, daemon=True)
-    t.start()
-    data = CasDataServer(root)
-    data.RequestHandlerClass = _CasDataHandler
-    data.login = login
-    try:
-        with _running(data):
-            yield data, login
-    finally:
-        login.shutdown()
-        login.server_close()
-        t.join(timeout=5)
+    with _login_pair(CasDataServer(root), _CasDataHandler, CasLoginServer(user, password)) as pair:
+        yield pair
 
 
 __all__ = ["BasicFileServer", "CasDataServer", "CasLoginServer", "dlr_basic", "dlr_cas"]

@@ -31,13 +31,11 @@ What the real API does, as the clients that work against it show (catalogs/sourc
 from __future__ import annotations
 
 import copy
-import json
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlencode
 
-from . import _Threaded
+from . import _StacSearchHandler, _Threaded
 
 MAX_LIMIT = 500
 BODY_KEYS = {"collections", "bbox", "datetime", "limit", "startIndex", "filter", "filter-lang"}
@@ -104,29 +102,8 @@ def _cql2(expr: Any, item: dict) -> bool:
     raise BadRequest(f"unsupported CQL2 operator {op!r}")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *a):
-        pass
-
-    def do_GET(self):
-        owner: StartIndexReplay = self.server.owner  # type: ignore[attr-defined]
-        owner.requests.append(("GET", self.path, None))
-        if self.path.rstrip("/") == "":
-            self._send(200, owner.landing())
-        else:
-            self._send(404, {"code": "NotFound", "description": self.path})
-
-    def do_POST(self):
-        owner: StartIndexReplay = self.server.owner  # type: ignore[attr-defined]
-        length = int(self.headers.get("Content-Length") or 0)
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except json.JSONDecodeError:
-            body = None
-        owner.requests.append(("POST", self.path, body))
-        if self.path.split("?")[0].rstrip("/") != "/search" or not isinstance(body, dict):
-            self._send(400, {"code": "BadRequest", "description": "POST /search with a JSON body"})
-            return
+class _Handler(_StacSearchHandler):
+    def _search(self, owner: StartIndexReplay, body: dict) -> None:
         try:
             page = owner.page(body)
         except BadRequest as e:
@@ -134,14 +111,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         owner.returned.append([f["id"] for f in page["features"]])
         self._send(200, page, "application/geo+json")
-
-    def _send(self, code: int, doc: dict, ctype: str = "application/json"):
-        data = json.dumps(doc).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 class StartIndexReplay(_Threaded):

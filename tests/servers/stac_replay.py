@@ -19,11 +19,9 @@ so a test that wants the real pages back exactly uses :class:`StacPageReplay`:
 from __future__ import annotations
 
 import copy
-import json
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from . import _Threaded
+from . import _StacSearchHandler, _Threaded
 
 CONFORMS = [
     "https://api.stacspec.org/v1.0.0/core",
@@ -32,42 +30,15 @@ CONFORMS = [
 ]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *a):
-        pass
+class _Handler(_StacSearchHandler):
+    landing_paths = ("", "/conformance")
 
-    def do_GET(self):
-        owner: StacPageReplay = self.server.owner  # type: ignore[attr-defined]
-        owner.requests.append(("GET", self.path, None))
-        if self.path.rstrip("/") in ("", "/conformance"):
-            self._send(200, owner.landing())
-        else:
-            self._send(404, {"code": "NotFound", "description": self.path})
-
-    def do_POST(self):
-        owner: StacPageReplay = self.server.owner  # type: ignore[attr-defined]
-        length = int(self.headers.get("Content-Length") or 0)
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except json.JSONDecodeError:
-            body = None
-        owner.requests.append(("POST", self.path, body))
-        if self.path.split("?")[0].rstrip("/") != "/search" or not isinstance(body, dict):
-            self._send(400, {"code": "BadRequest", "description": "POST /search with a JSON body"})
-            return
+    def _search(self, owner: StacPageReplay, body: dict) -> None:
         page = owner.page_for(body)
         if page is None:
             self._send(400, {"code": "BadRequest", "description": f"no recorded page for body {body}"})
             return
         self._send(200, page, "application/geo+json")
-
-    def _send(self, code: int, doc: dict, ctype: str = "application/json"):
-        data = json.dumps(doc).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 class StacPageReplay(_Threaded):
