@@ -563,12 +563,25 @@ def _stac_products(item: dict[str, Any], source: str, catalog: dict[str, SensorS
     return out
 
 
+def _inspect_local_item(item: dict, name: str, index, reports: list[ItemReport], notes: list[str]) -> None:
+    """Reports of one item read the way a local source reads it (product by its collection)."""
+    from .base import item_rows
+    from .local import cloud_property, sensors_for_item
+
+    wanted = sensors_for_item(item, index)
+    if not wanted:
+        notes.append(f"{item.get('id')} ({item.get('collection')}): not a collection of any catalog product")
+    for s in wanted:
+        rows = item_rows(item, [s], name, cloud_property(s, name))
+        reports.append(inspect_row(s, item, rows[0] if rows else None, name, item.get("collection")))
+
+
 def inspect_items(path: Path | str, source: str | None = None) -> Inspection:
     """Parse ``path`` as ``source`` would (default: guessed, see the module docstring) and
     resolve every scene row of every item."""
     from .base import item_rows
     from .earthdata import granule_to_item
-    from .local import _absolute, cloud_property, collection_index, sensors_for_item
+    from .local import _absolute, collection_index
 
     path = Path(path)
     if not path.exists():
@@ -585,16 +598,10 @@ def inspect_items(path: Path | str, source: str | None = None) -> Inspection:
     notes: list[str] = []
 
     if kind in {"local", "demo"} or (source is None and not is_json):
-        items = local_items(path, catalog)
         index = collection_index(catalog.values())
         name = source or "local"
-        for item in items:
-            wanted = sensors_for_item(item, index)
-            if not wanted:
-                notes.append(f"{item.get('id')} ({item.get('collection')}): not a collection of any catalog product")
-            for s in wanted:
-                rows = item_rows(item, [s], name, cloud_property(s, name))
-                reports.append(inspect_row(s, item, rows[0] if rows else None, name, item.get("collection")))
+        for item in local_items(path, catalog):
+            _inspect_local_item(item, name, index, reports, notes)
         return Inspection(str(path), reports, notes, _none_read(path, reports, notes, "item"))
 
     if not is_json:
@@ -621,17 +628,12 @@ def inspect_items(path: Path | str, source: str | None = None) -> Inspection:
     if kind == "stac-api" or source is None:
         if source is None and isinstance(doc, dict) and doc.get("type") in {"Catalog", "Collection"}:
             return inspect_items(path, "local")
+        index = collection_index(catalog.values())
         for item in _stac_features(doc, path):
             name = source or guess_source(item, catalog, sources)
             if sources[name].kind != "stac-api":
-                item = _absolute(item, path.parent)  # as read_stac_file does for a local file
-                index = collection_index(catalog.values())
-                wanted = sensors_for_item(item, index)
-                if not wanted:
-                    notes.append(f"{item.get('id')} ({item.get('collection')}): not a collection of any catalog product")
-                for s in wanted:
-                    rows = item_rows(item, [s], name, cloud_property(s, name))
-                    reports.append(inspect_row(s, item, rows[0] if rows else None, name, item.get("collection")))
+                # as read_stac_file does for a local file
+                _inspect_local_item(_absolute(item, path.parent), name, index, reports, notes)
                 continue
             for s, p in _stac_products(item, name, catalog, notes):
                 rows = item_rows(item, [s], name, p.cloud_cover_property, p.collection)
