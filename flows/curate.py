@@ -18,8 +18,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.events import emit_event
 
-from flows.artifacts import StageTimer, publish_image, publish_markdown, publish_table
-from flows.params import CurateRequest, check_curate
+from flows.artifacts import Progress, StageTimer, publish_image, publish_markdown, publish_table
+from flows.params import CurateRequest, check_curate, curate_run_name, tile_run_name
 from flows.retry import retry_options
 from flows.settings import FlowSettings, get_settings
 
@@ -235,21 +235,28 @@ def dask_task_runner(settings: FlowSettings):
     )
 
 
-@flow(name="tile-release")
+@flow(name="tile-release", flow_run_name=tile_run_name)
 def tile_release(plan_path: str, store: str, chunks: list[list[str]]) -> list[Any]:
     """Tile the chunks as a chain of tasks on the flow's (Dask) task runner.
 
     The engine allows one writer per store (a ``flock`` on the store folder, see
     :mod:`spectralearth_data.lock`), so chunk *k+1* waits for chunk *k*;
     the parallelism is inside each chunk, where the engine spreads shards over the same cluster.
-    A chunk is the unit of retry and of progress in the UI; a failed chunk stops the chain, and a
-    rerun resumes from the release index.
+    A chunk is the unit of retry and of progress in the UI (the ``tiling-<release>`` progress
+    artifact advances as each chunk finishes); a failed chunk stops the chain, and a rerun resumes
+    from the release index.
     """
+    release = Path(store).name.removesuffix(".zarr")
+    progress = Progress(len(chunks), f"tiling-{release}", f"Chunks of cells tiled into {release}")
     futures = []
     for i, chunk in enumerate(chunks):
-        label = f"{i + 1:04d}of{len(chunks):04d}"
+        label = f"{release}-chunk{i + 1:04d}of{len(chunks):04d}"
         futures.append(tile_cells.submit(plan_path, store, chunk, label, wait_for=futures[-1:]))
-    return [f.result() for f in futures]
+    results = []
+    for f in futures:
+        results.append(f.result())
+        progress.advance()
+    return results
 
 
 # -- the flow ---------------------------------------------------------------------------------------
@@ -259,7 +266,7 @@ def _sum(summaries: list[Any], name: str) -> int:
     return int(sum(int(getattr(s, name, 0) or 0) for s in summaries))
 
 
-@flow(name="curate", log_prints=True)
+@flow(name="curate", flow_run_name=curate_run_name, log_prints=True)
 def curate(
     region: str = "demo",
     start: str | None = None,
@@ -349,8 +356,15 @@ def run_curate(req: CurateRequest, settings: FlowSettings) -> CurateResult:
 
     with timer.stage("validate"):
         validate_release(str(store))
-    with timer.stage("publish"):
-        manifest = publish_release(str(store), req.release_id)
+    published = _published_manifest(store)
+    if published is not None and _sum(tiles, "patches_written") == 0:
+        # a rerun that adds nothing: the published release stands, and no event starts training again
+        logger.info("release %s: nothing new to tile; %s stays as published, no release event", req.release_id,
+                    published)
+        manifest = str(published)
+    else:
+        with timer.stage("publish"):
+            manifest = publish_release(str(store), req.release_id)
     with timer.stage("quicklooks"):
         for cell in chosen[:QUICKLOOKS]:
             ql = draw_quicklook(str(store), cell, str(run_dir / f"quicklook-{cell}.png"))
@@ -375,6 +389,14 @@ def run_curate(req: CurateRequest, settings: FlowSettings) -> CurateResult:
     logger.info("release %s: %s (%d patches written, %d cells already done)",
                 req.release_id, store, result.patches_written, result.cells_skipped)
     return result
+
+
+def _published_manifest(store: Path) -> Path | None:
+    """The release manifest of ``store`` when it has been published, else None."""
+    from spectralearth_data.release.publish import MANIFEST
+
+    path = Path(store) / MANIFEST
+    return path if path.exists() else None
 
 
 def _publish_counts(req: CurateRequest, scene_sets: list[SceneSet], plan: PlanRef, store: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 
 from flows.artifacts import publish_markdown
-from flows.params import ParameterError
+from flows.params import ParameterError, evaluate_run_name
 from flows.settings import get_settings
 
 #: The task the embedded demo evaluates on (the real EnMAP Potsdam fixture task).
@@ -48,7 +48,7 @@ def evaluate_checkpoint(checkpoint: str, tasks: list[str], head: str, out: str) 
     return str(run_evaluation(Path(checkpoint), list(tasks), head=head, out=Path(out)))
 
 
-@flow(name="evaluate", log_prints=True)
+@flow(name="evaluate", flow_run_name=evaluate_run_name, log_prints=True)
 def evaluate(
     checkpoint: str,
     tasks: list[str] | None = None,

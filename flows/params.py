@@ -174,3 +174,54 @@ def check_curate(
         window_days=dict(window_days) if window_days else None,
         cells=cells_t,
     )
+
+
+# -- flow run names (from the parameters, so runs read as what they do in the UI) ---------------------
+
+
+def _run_parameters() -> dict:
+    from prefect.runtime import flow_run
+
+    return dict(flow_run.parameters or {})
+
+
+def _slug(text: object) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-")[:80] or "run"
+
+
+def curate_run_name() -> str:
+    """``curate-<release>`` (the default release id when none is given), plus the number of cells
+    when only some are asked for."""
+    p = _run_parameters()
+    release = p.get("release") or default_release_id(str(p.get("region") or "demo"), int(p.get("cell_m") or 960))
+    cells = p.get("cells")
+    return f"curate-{_slug(release)}" + (f"-{len(cells)}cells" if isinstance(cells, list | tuple) else "")
+
+
+def tile_run_name() -> str:
+    """``tile-<release>-<chunks>chunks``: the tiling sub-flow of one release."""
+    p = _run_parameters()
+    store = str(p.get("store") or "release").rstrip("/").rsplit("/", 1)[-1].removesuffix(".zarr")
+    return f"tile-{_slug(store)}-{len(p.get('chunks') or [])}chunks"
+
+
+def train_run_name() -> str:
+    """``train-<release>-<preset>``."""
+    p = _run_parameters()
+    release = str(p.get("release") or "release").rstrip("/").rsplit("/", 1)[-1].removesuffix(".zarr")
+    return f"train-{_slug(release)}-{_slug(p.get('preset') or 'tiny')}"
+
+
+def evaluate_run_name() -> str:
+    """``evaluate-<model run>-<head>`` (the model run is the checkpoint's folder)."""
+    p = _run_parameters()
+    run = str(p.get("checkpoint") or "model").rstrip("/").rsplit("/", 2)[-2:][0]
+    return f"evaluate-{_slug(run)}-{_slug(p.get('head') or 'linear')}"
+
+
+def rebuild_run_name() -> str:
+    """``rebuild-<YYYY>w<WW>-<n>regions``."""
+    from datetime import UTC, datetime
+
+    year, week, _ = datetime.now(UTC).isocalendar()
+    return f"rebuild-{year}w{week:02d}-{len(_run_parameters().get('regions') or [])}regions"

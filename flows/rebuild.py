@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 
 from flows.curate import CurateResult, curate
-from flows.params import check_curate, default_release_id
+from flows.params import check_curate, default_release_id, rebuild_run_name
 
 
 def weekly_release_id(region: str, cell_m: int, now: datetime | None = None) -> str:
@@ -21,7 +21,7 @@ def weekly_release_id(region: str, cell_m: int, now: datetime | None = None) -> 
     return f"{default_release_id(region, cell_m)}-{year}w{week:02d}"
 
 
-@flow(name="rebuild", log_prints=True)
+@flow(name="rebuild", flow_run_name=rebuild_run_name, log_prints=True)
 def rebuild(
     regions: list[str],
     source: str | list[str] = "demo",

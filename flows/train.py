@@ -14,7 +14,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.events import emit_event
 
-from flows.params import ParameterError
+from flows.artifacts import publish_image, publish_table
+from flows.params import ParameterError, train_run_name
 from flows.settings import get_settings
 from spectralearth_data.errors import SpectralEarthError
 
@@ -67,7 +68,7 @@ def train_model(release: str, preset: str, steps: int, out: str, options: dict[s
     return run_training(cfg)
 
 
-@flow(name="train", log_prints=True)
+@flow(name="train", flow_run_name=train_run_name, log_prints=True)
 def train(
     release: str,
     preset: str = "tiny",
@@ -97,6 +98,7 @@ def train(
         run_id=run_id, release=str(store), out_dir=str(out_dir), checkpoint=str(summary.checkpoint),
         encoder=str(summary.encoder), steps=steps,
     )
+    _publish_training(run_id, summary)
     emit_event(
         event=MODEL_EVENT,
         resource={"prefect.resource.id": f"spectralearth.model.{run_id}", "prefect.resource.name": run_id},
@@ -106,3 +108,21 @@ def train(
     get_run_logger().info("encoder of %s: %s", run_id, result.encoder)
     return result
 
+
+
+def _publish_training(run_id: str, summary: Any) -> None:
+    """The run's loss and monitor plot (a thumbnail) and its summary as artifacts."""
+    plot = getattr(summary, "plot", None)
+    if plot:
+        publish_image(Path(plot), f"metrics-{run_id}", f"Loss and monitors of {run_id}")
+    rows = [{"field": k, "value": str(v)} for k, v in _summary_fields(summary).items()]
+    publish_table(rows, f"training-{run_id}", f"Summary of training run {run_id}")
+
+
+def _summary_fields(summary: Any) -> dict[str, Any]:
+    import dataclasses
+
+    if dataclasses.is_dataclass(summary) and not isinstance(summary, type):
+        return {f.name: getattr(summary, f.name) for f in dataclasses.fields(summary)
+                if isinstance(getattr(summary, f.name), str | int | float | Path | None)}
+    return {}
