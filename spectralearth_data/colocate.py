@@ -19,6 +19,11 @@ products a cell has (``emit+enmap`` ...), as SpectralEarth-MM's pair/triplet gro
 outline in the plan has its corners and edge midpoints (within ~1 m of the true UTM/UPS edge).
 benchmarks/colocate.py measures it against a nested loop. The plan is written and read back
 here (:func:`write_plan`, :func:`read_plan`: the one reader of plan files).
+
+**Partition by partition** (:func:`colocate_partitions`): the same rows, one partition of the grid
+(:mod:`spectralearth_data.grid.partitions`) at a time, each from the anchors that may reach its
+cells and their candidate partners only, so memory follows a partition; :func:`concat_plans` of
+the partitions' plans equals :func:`colocate` of the whole table.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,22 +41,42 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from pyproj import CRS
 from shapely import STRtree
 
 from .catalog import load_catalog
 from .errors import InputDataError
-from .grid import cell_ids, cell_outlines, check_cell_m, concave_dents, footprint_cell_arrays
+from .grid import (
+    Partition,
+    PartitionScheme,
+    cell_ids,
+    cell_outlines,
+    check_cell_m,
+    concave_dents,
+    footprint_cell_arrays,
+    footprint_partition_keys,
+    partition_keys,
+    partition_of,
+)
 from .schema import PLAN_COLUMNS, SCENE_COLUMNS
 from .tables import read_table, write_table
 
 _EPS = 1e-9
 _PREPARE_LOCK = threading.Lock()
 _NS_PER_DAY = 86_400e9
+_WGS84 = CRS.from_epsg(4326)  # one CRS object: building one from text costs ~1 ms a plan
 
 
 def _ns(times: pd.Series) -> np.ndarray:
     """UTC nanoseconds since the epoch of a (tz-aware) datetime column."""
+    if isinstance(times.dtype, pd.DatetimeTZDtype):  # the scene table's: no parsing, no cache probing
+        return times.dt.tz_convert("UTC").astype("int64").to_numpy()
     return pd.to_datetime(times, utc=True).astype("int64").to_numpy()
+
+
+def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
+    """Nanoseconds since the epoch as UTC datetimes (what ``pd.to_datetime(ns, utc=True)`` gives)."""
+    return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("datetime64[ns]")).tz_localize("UTC")
 
 
 # -- pairing ------------------------------------------------------------------------------------------
@@ -134,20 +160,22 @@ class _ConvexRings:
         pos = np.arange(ring.size) - np.searchsorted(ring, ring)
         verts = np.repeat(coords[np.searchsorted(ring, np.arange(idx.size))][:, None, :], k, axis=1)
         verts[ring, pos] = coords  # padding repeats the closing vertex: zero-length edges
-        self.origin = verts[:, :-1]  # (m, k-1, 2) edge starts
-        self.edge = verts[:, 1:] - verts[:, :-1]  # (m, k-1, 2) edge vectors
-        cross = self.origin[..., 0] * verts[:, 1:, 1] - verts[:, 1:, 0] * self.origin[..., 1]
-        self.sign = np.where(cross.sum(axis=1) >= 0, 1.0, -1.0)  # +1 counter-clockwise
+        origin = verts[:, :-1]  # (m, k-1, 2) edge starts
+        edge = verts[:, 1:] - verts[:, :-1]  # (m, k-1, 2) edge vectors
+        cross = origin[..., 0] * verts[:, 1:, 1] - verts[:, 1:, 0] * origin[..., 1]
+        sign = np.where(cross.sum(axis=1) >= 0, 1.0, -1.0)[:, None]  # +1 counter-clockwise
+        # (m, k-1) each: edge starts and edges turned counter-clockwise (the inside on their left)
+        self.ox, self.oy = np.ascontiguousarray(origin[..., 0]), np.ascontiguousarray(origin[..., 1])
+        self.ex, self.ey = edge[..., 0] * sign, edge[..., 1] * sign
 
     def contains(self, slot: np.ndarray, lon: np.ndarray, lat: np.ndarray, chunk: int = 100_000) -> np.ndarray:
         """Are all points ``(lon[i, j], lat[i, j])`` inside or on ring ``slot[i]``? (boundary inclusive)"""
         out = np.empty(slot.size, dtype=bool)
         for i in range(0, slot.size, chunk):
             s = slot[i:i + chunk]
-            o, e = self.origin[s][:, None], self.edge[s][:, None] * self.sign[s, None, None, None]  # (m, 1, k, 2)
-            dx = lon[i:i + chunk, :, None] - o[..., 0]  # (m, corners, k)
-            dy = lat[i:i + chunk, :, None] - o[..., 1]
-            out[i:i + chunk] = (e[..., 0] * dy - e[..., 1] * dx >= 0).all(axis=(1, 2))
+            dx = lon[i:i + chunk, :, None] - self.ox[s][:, None]  # (m, corners, k)
+            dy = lat[i:i + chunk, :, None] - self.oy[s][:, None]
+            out[i:i + chunk] = (self.ex[s][:, None] * dy - self.ey[s][:, None] * dx >= 0).all(axis=(1, 2))
         return out
 
 
@@ -243,7 +271,16 @@ def colocate(scenes: gpd.GeoDataFrame, cell_m: int = 3840, window_days: dict[str
     per-product ``time_window_days`` (+/- days around the anchor acquisition). Rows are sorted by
     cell (EPSG, column, row), anchor time, product and scene id. Products are paired on
     ``threads`` threads (default: the CPU count, at most 4; the geometry libraries release the GIL).
+    :func:`colocate_partitions` gives the same rows partition by partition.
     """
+    scenes, anchors, windows = _prepare(scenes, cell_m, window_days, anchors, min_fraction)
+    return _plan(scenes, cell_m, windows, anchors, min_fraction, threads)
+
+
+def _prepare(scenes: gpd.GeoDataFrame, cell_m: int, window_days: dict[str, float] | None,
+             anchors: list[str] | None, min_fraction: float) -> tuple[gpd.GeoDataFrame, list[str], dict[str, float]]:
+    """Checked arguments: the scene table (one row per product and scene), the anchor products
+    (default: the hyperspectral products present) and every present product's time window."""
     check_cell_m(cell_m)
     if not 0.0 < min_fraction <= 1.0:
         raise InputDataError(f"min_fraction must be in (0, 1], got {min_fraction}")
@@ -255,7 +292,15 @@ def colocate(scenes: gpd.GeoDataFrame, cell_m: int = 3840, window_days: dict[str
     unknown = [a for a in anchors if a not in catalog]
     if unknown:
         raise InputDataError(f"anchor product(s) {unknown} unknown; known products: {', '.join(sorted(catalog))}")
-    windows = time_windows(present, window_days)
+    return scenes, list(anchors), time_windows(present, window_days)
+
+
+def _plan(scenes: gpd.GeoDataFrame, cell_m: int, windows: dict[str, float], anchors: list[str],
+          min_fraction: float, threads: int | None, owned=None) -> gpd.GeoDataFrame:
+    """:func:`colocate` on checked arguments; ``owned(epsg, col, row)`` (a boolean mask over
+    cells), when given, keeps the rows of those cells only (a partition's)."""
+    catalog = load_catalog()
+    present = sorted(scenes["sensor"].unique())
     sensor = scenes["sensor"].to_numpy()
     rank = np.empty(len(scenes), dtype=np.int64)
     rank[np.lexsort((scenes["scene_id"].to_numpy(), sensor))] = np.arange(len(scenes))
@@ -266,14 +311,19 @@ def colocate(scenes: gpd.GeoDataFrame, cell_m: int = 3840, window_days: dict[str
     A = _Scenes.of(scenes, is_anchor, rank, ns)
 
     fp, epsg, col, row = footprint_cell_arrays(A.geoms, cell_m, min_fraction)
+    key = ((epsg - 32600) << 42) | (col << 21) | row  # col, row < 2**21 for any cell_m >= 60
+    if owned is not None and fp.size:
+        first = np.unique(key, return_index=True)[1]
+        keep = np.isin(key, key[first][owned(epsg[first], col[first], row[first])])
+        fp, epsg, col, row, key = fp[keep], epsg[keep], col[keep], row[keep], key[keep]
     if not fp.size:
         return empty_plan()
-    key = ((epsg - 32600) << 42) | (col << 21) | row  # col, row < 2**21 for any cell_m >= 60
     ac_cell = pd.factorize(key, sort=True)[0]
     first = np.unique(ac_cell, return_index=True)[1]
     u_epsg, u_col, u_row = epsg[first], col[first], row[first]
-    products = {s: _Scenes.of(scenes, sensor == s, rank, ns) for s in present}
     a_sensor = sensor[A.pos]
+    # a product whose scenes are all anchors never pairs with them (an anchor skips its own product)
+    products = {s: _Scenes.of(scenes, sensor == s, rank, ns) for s in present if not (a_sensor == s).all()}
     workers = max(1, min(threads or os.cpu_count() or 1, 4))
     with ThreadPoolExecutor(workers) as pool:
         outlines = pool.submit(cell_outlines, u_epsg, u_col, u_row, cell_m, 2)
@@ -282,11 +332,91 @@ def colocate(scenes: gpd.GeoDataFrame, cell_m: int = 3840, window_days: dict[str
         chosen = {s: pool.submit(_choose, fp, ac_cell, lon4, lat4, polys, P.geoms, *cands[s].result(), min_fraction)
                   for s, P in products.items()}
         parts = [_Rows(ac_cell, fp, fp, "", np.ones(fp.size, np.int64), np.zeros(fp.size, np.int64))]
-        for s in present:
+        for s in products:
             rows, ps, n, k = chosen[s].result()
             parts.append(_Rows(ac_cell[rows], fp[rows], ps, s, n, k))
     ids = cell_ids(u_epsg, u_col, u_row)
     return _assemble(parts, scenes, A, products, ids, u_epsg, polys, cell_m, catalog)
+
+
+# -- partition by partition -------------------------------------------------------------------------
+
+
+def colocate_partitions(scenes: gpd.GeoDataFrame, scheme: PartitionScheme | None = None, cell_m: int = 3840,
+                        window_days: dict[str, float] | None = None, anchors: list[str] | None = None,
+                        min_fraction: float = 1.0, threads: int | None = 1, workers: int = 2
+                        ) -> Iterator[tuple[Partition, gpd.GeoDataFrame]]:
+    """:func:`colocate`, one partition of the grid at a time: ``(partition, plan)`` in key order
+    (zone group, then latitude band).
+
+    Each plan holds the rows of the cells the partition owns (:mod:`spectralearth_data.grid.partitions`:
+    every cell has one partition), exactly as :func:`colocate` of the whole table gives them, in
+    the same order; :func:`concat_plans` of all of them equals it. A partition is co-located from
+    the anchor scenes whose footprint may reach its cells (a scene across partition or zone
+    borders goes to each) and every scene that is a candidate partner of one of them (box
+    overlap and time window), so memory follows the partition, not the table. Partitions whose
+    anchors cover none of its cells give an empty plan. ``scheme`` defaults to
+    :class:`~spectralearth_data.grid.PartitionScheme()` (one UTM zone x 8 degrees).
+
+    ``workers`` partitions are co-located at once (threads), each on ``threads`` threads; at most
+    ``workers`` plans are held besides the one handed out. Arguments are checked before the
+    first partition is asked for.
+    """
+    scheme = scheme or PartitionScheme()
+    checked, anchors, windows = _prepare(scenes, cell_m, window_days, anchors, min_fraction)
+    return _partition_plans(checked, scheme, cell_m, windows, anchors, min_fraction, threads, workers)
+
+
+def _partition_plans(scenes: gpd.GeoDataFrame, scheme: PartitionScheme, cell_m: int, windows: dict[str, float],
+                     anchors: list[str], min_fraction: float, threads: int | None, workers: int
+                     ) -> Iterator[tuple[Partition, gpd.GeoDataFrame]]:
+    sensor = scenes["sensor"].to_numpy()
+    a_idx = np.flatnonzero(np.isin(sensor, anchors))
+    if not a_idx.size:
+        return
+    geoms = np.asarray(scenes.geometry.values, dtype=object)
+    fp, keys = footprint_partition_keys(geoms[a_idx], cell_m, scheme)
+    code, names = pd.factorize(sensor)
+    win_ns = np.array([windows[s] for s in names])[code] * _NS_PER_DAY + 1e9  # 1 s margin: a superset
+    ns = _ns(scenes["datetime"])
+    tree = STRtree(geoms)
+    order = np.argsort(keys, kind="stable")
+    edges = np.flatnonzero(np.diff(keys[order], prepend=-1, append=-1))
+
+    def one(lo: int, hi: int) -> gpd.GeoDataFrame:
+        key = int(keys[order[lo]])
+        a = a_idx[fp[order[lo:hi]]]
+        ai, pi = tree.query(geoms[a])  # boxes only, like the candidates of colocate
+        near = (np.abs(ns[pi] - ns[a[ai]]) <= win_ns[pi]) & (code[pi] != code[a[ai]])
+        members = np.union1d(a, pi[near])
+
+        def owned(e, c, r):
+            return partition_keys(e, c, r, cell_m, scheme) == key
+
+        sub = scenes.iloc[members].reset_index(drop=True)
+        return _plan(sub, cell_m, windows, anchors, min_fraction, threads, owned)
+
+    spans = list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+    n = max(1, workers)
+    with ThreadPoolExecutor(n) as pool:  # partitions in flight: at most n, yielded in key order
+        pending = deque(pool.submit(one, lo, hi) for lo, hi in spans[:n])
+        for i, (lo, _) in enumerate(spans):
+            plan = pending.popleft().result()
+            if i + n < len(spans):
+                pending.append(pool.submit(one, *spans[i + n]))
+            yield partition_of(int(keys[order[lo]]), scheme), plan
+
+
+def concat_plans(plans: Iterable[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    """One plan from the plans of :func:`colocate_partitions`: cells in :func:`colocate`'s order
+    (EPSG, column, row), the rows of each cell in their own order (a stable sort)."""
+    plans = [p for p in plans if len(p)]
+    if not plans:
+        return empty_plan()
+    plan = pd.concat(plans, ignore_index=True)
+    parts = plan["cell_id"].str.split("_", expand=True).astype(np.int64)
+    order = np.lexsort((parts[2].to_numpy(), parts[1].to_numpy(), parts[0].to_numpy()))
+    return plan.iloc[order].reset_index(drop=True)
 
 
 #: Smaller cell sizes :func:`explain_empty` tries when no cell fits inside the anchor scenes.
@@ -393,10 +523,10 @@ def _assemble(parts: list[_Rows], scenes: gpd.GeoDataFrame, A: _Scenes, products
         "epsg": u_epsg[cell],
         "sensor": sensor,
         "scene_id": col["scene_id"][pos],
-        "datetime": pd.to_datetime(ns[pos], utc=True),
+        "datetime": _utc(ns[pos]),
         "anchor_sensor": col["sensor"][apos],
         "anchor_scene_id": col["scene_id"][apos],
-        "anchor_datetime": pd.to_datetime(ns[apos], utc=True),
+        "anchor_datetime": _utc(ns[apos]),
         "dt_days": (ns[pos] - ns[apos]) / _NS_PER_DAY,
         "cloud_cover": scenes["cloud_cover"].to_numpy(dtype=float)[pos],
         "rank": np.zeros(cell.size, dtype=np.int64),
@@ -405,10 +535,10 @@ def _assemble(parts: list[_Rows], scenes: gpd.GeoDataFrame, A: _Scenes, products
         "source": col["source"][pos],
         "assets": col["assets"][pos],
         "item": col["item"][pos],
-        "geometry": gpd.array.from_shapely(polys[cell], crs="EPSG:4326"),
+        "geometry": gpd.array.from_shapely(polys[cell], crs=_WGS84),
     }
     # built from the column dict without copying: consolidating blocks costs seconds on large plans
-    return gpd.GeoDataFrame(columns, crs="EPSG:4326", copy=False)
+    return gpd.GeoDataFrame(columns, crs=_WGS84, copy=False)
 
 
 def _sort_order(*keys: np.ndarray) -> np.ndarray:

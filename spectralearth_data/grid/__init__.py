@@ -16,8 +16,10 @@ point on Earth has exactly one cell and that cell contains it. Along zone border
 the two zones overlap; :mod:`.cover` says which cells cover a geometry there.
 
 Modules: :mod:`.zones` (UTM/UPS codes, transformers, projecting lon/lat geometry), :mod:`.cells`
-(cell sizes, pixels per cell, ids, :class:`Cell`, the cell of a point, cell outlines) and
-:mod:`.cover` (the cells covering a geometry: one at a time, or many footprints at once).
+(cell sizes, pixels per cell, ids, :class:`Cell`, the cell of a point, cell outlines),
+:mod:`.cover` (the cells covering a geometry: one at a time, or many footprints at once) and
+:mod:`.partitions` (UTM zone groups x latitude bands: the one partition of each cell, the
+partitions a footprint or region reaches).
 Everything public is re-exported here.
 """
 
@@ -37,6 +39,16 @@ from .cells import (
     pixels_per_cell,
 )
 from .cover import cells_covering, concave_dents, footprint_cell_arrays, footprint_cells
+from .partitions import (
+    Partition,
+    PartitionScheme,
+    cell_partition,
+    footprint_partition_keys,
+    partition_keys,
+    partition_of,
+    region_partitions,
+    world_partitions,
+)
 from .zones import (
     UPS_NORTH,
     UPS_SOUTH,
@@ -58,22 +70,30 @@ __all__ = [
     "UTM_MAX_LAT",
     "UTM_MIN_LAT",
     "Cell",
+    "Partition",
+    "PartitionScheme",
     "PixelGridError",
     "cell_for",
     "cell_ids",
     "cell_outlines",
+    "cell_partition",
     "cells_covering",
     "check_cell_m",
     "concave_dents",
     "footprint_cell_arrays",
     "footprint_cells",
+    "footprint_partition_keys",
     "format_cell_id",
     "from_lonlat",
     "is_zone_epsg",
     "parse_cell_id",
+    "partition_keys",
+    "partition_of",
     "pixels_per_cell",
     "project",
+    "region_partitions",
     "split_antimeridian",
     "to_lonlat",
+    "world_partitions",
     "zone_epsg",
 ]
