@@ -105,8 +105,9 @@ def read_raw_zarr(ds, seq) -> int:
         return await asyncio.gather(*[a.getitem(k) for a, k in zip(arrays, keys)])
 
     def read(rows):
-        arrays = [x for sensor, _ in rows for x in ds._array(sensor)]  # opened outside zarr's loop
-        return sync(gather(arrays, [row for _, row in rows for _ in (0, 1)]))
+        located = [(sensor, *ds.release.locate(sensor, row)) for sensor, row in rows]  # (sensor, batch, row)
+        arrays = [x for sensor, batch, _ in located for x in ds.release.async_arrays(sensor, batch)]  # opened outside zarr's loop
+        return sync(gather(arrays, [row for _, _, row in located for _ in (0, 1)]))
 
     return sum(np.asarray(a).size for _, rows in seq for a in read(rows))
 

@@ -10,6 +10,9 @@ Methods (each writes every (cell, sensor) patch of the region, data + uint8 mask
 * ``rioxarray`` ``rioxarray.open_rasterio`` (dask chunks, ``lock=False``) + odc-geo
                 ``.odc.reproject`` onto each scene's block of cells, patches stacked and stored
                 into the same Zarr layout with ``dask.array.store``; Dask threads, N workers.
+* ``tile-s3``   the engine writing straight into a local S3-compatible server (moto, started in
+                the method's process; credentials from the environment): the object-store
+                row, compared with ``tile`` on local disk (column ``x tile disk``).
 * ``raw``       the raw limit: decode the same source windows (each cell's bounding window in the
                 source grid) and write the same number of bytes into the same Zarr layout, with
                 no resampling; a pool of N processes, one shard per task.
@@ -38,6 +41,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import os
 import shutil
 import sys
 import tempfile
@@ -55,7 +59,7 @@ from _common import Timer, print_table, run_child
 ORIGIN_LONLAT = (12.30, 52.35)
 CELL_M = 3840
 SENSORS = ("s2", "landsat", "enmap")
-METHODS = ("tile", "naive", "rioxarray", "raw")
+METHODS = ("tile", "tile-s3", "naive", "rioxarray", "raw")
 BLOCK = 512  # COG block size
 
 
@@ -493,8 +497,8 @@ def make_store(path: Path, layout: Layout, k: int) -> None:
         bands = stored_bands(spec)
         fill = bands[0].nodata if bands[0].nodata is not None else 0
         lay = st.GroupLayout(sensor, len(bands), spec.patch_px_for(layout.cell_m), k, group_dtype(bands, sensor), fill)
-        st.ensure_group(root, spec, bands, lay)
-        st.reserve(root, sensor, n)
+        st.ensure_group(root, spec, bands, lay, RAW_BATCH)
+        st.reserve(root, sensor, RAW_BATCH, n)
 
 
 def _start_pool(workers: int):
@@ -526,7 +530,37 @@ def _noop(_):
 # -- (a) our engine ------------------------------------------------------------------------------
 
 
-def run_tile(layout: Layout, out: Path, workers: int, k: int, coreg: bool) -> tuple[int, Timer]:
+#: The batch the raw limit and naive stores write into (layout 2: <sensor>/<batch>/data).
+RAW_BATCH = "raw"
+
+
+def _store_size(store: str) -> tuple[int, int]:
+    """(objects, bytes) of a written release, local folder or URL."""
+    from spectralearth_data.release.storage import open_location
+
+    objs = open_location(store, create=False).list()
+    return len(objs), sum(o.size for o in objs)
+
+
+def _start_s3() -> str:
+    """A moto S3 server in this process with one bucket; its environment is set for the workers."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-not-a-secret", "AWS_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ALLOW_HTTP": "true"}
+    os.environ.update(env)
+    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(Bucket="bench")
+    return "s3://bench/release.zarr"
+
+
+def run_tile(layout: Layout, out, workers: int, k: int, coreg: bool) -> tuple[int, Timer]:
     from distributed import Client
 
     from spectralearth_data.engine import TileConfig, tile
@@ -633,7 +667,7 @@ def run_rioxarray(layout: Layout, out: Path, workers: int, k: int) -> tuple[int,
             mask = da.map_blocks(
                 lambda first, *q, spec=spec, keys=keys: mask_from(spec, dict(zip(keys, q)), first),
                 dst.data[0], *[qas[k_] for k_ in keys], dtype=np.uint8)
-            grp = zarr.open_group(str(out), mode="r+")[scene.sensor]
+            grp = zarr.open_group(str(out), mode="r+")[scene.sensor][RAW_BATCH]
             by_shard: dict[int, list] = {}
             for c in cells:
                 r, q = (row1 - c.row) * P, (c.col - col0) * P
@@ -689,7 +723,7 @@ def _raw_shard(job: ShardJob, cell_m: int, k: int, out: str) -> int:
     finally:
         for f in files.values():
             f.close()
-    write_shard(Path(out), job.sensor, job.shard, block, mblock)
+    write_shard(Path(out), job.sensor, RAW_BATCH, job.shard, block, mblock)
     return len(cells)
 
 
@@ -721,8 +755,12 @@ def child_main(argv: list[str]) -> None:
     p.add_argument("--k", type=int, required=True)
     a = p.parse_args(argv)
     layout = Layout.load(a.layout)
+    store: str = str(a.out)
     if a.method in ("tile", "tile-nocoreg"):
         n, t = run_tile(layout, a.out, a.workers, a.k, coreg=a.method == "tile")
+    elif a.method == "tile-s3":
+        store = _start_s3()  # before the cluster: its workers inherit the environment
+        n, t = run_tile(layout, store, a.workers, a.k, coreg=True)
     elif a.method == "naive":
         n, t = run_naive(layout, a.out, a.workers)
     elif a.method == "rioxarray":
@@ -734,7 +772,9 @@ def child_main(argv: list[str]) -> None:
     from spectralearth_data.catalog import load_sensor
 
     nbytes = sum(patch_nbytes(load_sensor(s.sensor), layout.cell_m) * len(s.cells) for s in layout.scenes)
-    print(json.dumps({"patches": n, "bytes": nbytes, "wall": t.wall, "cpu": t.cpu}))
+    objects, stored = _store_size(store) if a.method.startswith("tile") else (0, 0)
+    print(json.dumps({"patches": n, "bytes": nbytes, "wall": t.wall, "cpu": t.cpu, "objects": objects,
+                      "stored": stored}))
 
 
 @dataclass
@@ -749,6 +789,8 @@ class Row:
     bytes: int = 0
     rss: int = 0
     error: str = ""
+    objects: int = 0  # objects (files) in the written release (tile methods)
+    stored: int = 0  # their bytes
 
     @property
     def per_core(self) -> float:
@@ -784,6 +826,7 @@ def report(rows: list[Row], layouts: dict[int, Layout], k: int) -> None:
     table = []
     for r in rows:
         raw, rio = find("raw", r.scale, r.workers), find("rioxarray", r.scale, r.workers)
+        disk = find("tile", r.scale, r.workers) if r.method == "tile-s3" else None
         base1 = find(r.method, 1, r.workers)
         ok = bool(r.patches) and not r.error
         table.append([
@@ -794,6 +837,8 @@ def report(rows: list[Row], layouts: dict[int, Layout], k: int) -> None:
             _fmt(r.rss / 2**30, 2),
             *[f"{_ratio(r.per_core, b.per_core)} / {_ratio(r.per_cpu, b.per_cpu)}" if b and ok else "-" for b in (raw, rio)],
             _ratio(r.rss, base1.rss) if r.scale != 1 and base1 and r.rss else "",
+            f"{r.objects} / {r.stored / 1e6:.1f}" if r.objects else "-",
+            f"{_ratio(r.per_core, disk.per_core)} / {_ratio(r.per_cpu, disk.per_cpu)}" if disk and ok else "-",
         ])
     lay = layouts[1]
     caption = (
@@ -808,7 +853,7 @@ def report(rows: list[Row], layouts: dict[int, Layout], k: int) -> None:
     )
     print_table("benchmarks/tile.py: COG scenes -> per-cell patches -> release layout",
                 ["method", "region", "workers", "patches", "wall s", "p/core*s", "p/CPU*s", "out MB/s", "CPU%",
-                 "peak RSS GB", "x raw", "x rioxarray", "RSS vs 1x"], table, caption)
+                 "peak RSS GB", "x raw", "x rioxarray", "RSS vs 1x", "objects / MB", "x tile disk"], table, caption)
 
 
 def _shape(layout: Layout, sensor: str) -> str:
@@ -833,7 +878,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="2x2 cells per scene (< 2 min)")
     p.add_argument("--workdir", type=Path, help="scenes and outputs (kept, and reused by a rerun); default: a temp dir")
-    p.add_argument("--methods", default="tile,naive,rioxarray,raw", help=f"comma list of {METHODS} (+ tile-nocoreg)")
+    p.add_argument("--methods", default="tile,tile-s3,naive,rioxarray,raw", help=f"comma list of {METHODS} (+ tile-nocoreg)")
     p.add_argument("--workers", default="1,2", help="comma list of worker counts")
     p.add_argument("--patches-per-shard", type=int, default=16, help="k (default 16)")
     p.add_argument("--rss-methods", default="tile,raw", help="methods also run on the 4x region (at the largest worker count)")
@@ -878,6 +923,7 @@ def main(argv: list[str] | None = None) -> int:
         row = Row(m, scale, w, expected=expected, rss=res.peak_rss)
         if res.report:
             row.patches, row.wall, row.cpu, row.bytes = (res.report[k] for k in ("patches", "wall", "cpu", "bytes"))
+            row.objects, row.stored = res.report.get("objects", 0), res.report.get("stored", 0)
         else:
             row.error = (res.stderr_tail.splitlines() or ["no output"])[-1][:160]
         rows.append(row)

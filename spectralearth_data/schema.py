@@ -72,7 +72,7 @@ PLAN_COLUMNS: tuple[str, ...] = (
     "geometry",  # the cell outline in EPSG:4326
 )
 
-#: One row per patch in index/patches/part-*.parquet.
+#: One row per patch in index/patches/<batch>/part-*.parquet (the release's commit log).
 INDEX_COLUMNS: tuple[str, ...] = (
     "patch_id",  # f"{sensor}/{cell_id}/{scene_id}"
     "cell_id",
@@ -89,8 +89,12 @@ INDEX_COLUMNS: tuple[str, ...] = (
     "pipeline_version",
     "licence",
     "redistributable",
+    "batch",  # the writer's batch: the row's data is <sensor>/<batch>/data[row]
+    "epsg",  # the cell's (and the patch's) CRS
+    "transform",  # JSON text [a, b, c, d, e, f]: affine of the patch's pixel grid in that CRS (GDAL order
+    #               x = c + a*col + b*row, y = f + d*col + e*row; rasterio.Affine(*transform))
     "geometry",  # the cell outline in EPSG:4326
 )
 
-#: One row per cell in index/locations.parquet.
+#: One row per cell (locations; layout 2 derives them from the index).
 LOCATION_COLUMNS: tuple[str, ...] = ("cell_id", "cell_m", "epsg", "sensors", "geometry")

@@ -22,7 +22,6 @@ Reading is built for many workers and many ranks:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -37,7 +36,7 @@ import torch
 from spectralearth_data.atomic import atomic_path
 from spectralearth_data.errors import ReleaseError
 from spectralearth_data.masks import MaskFlag
-from spectralearth_data.release import ChunkReader, decode, open_chunk_reader, open_release
+from spectralearth_data.release import ChunkReader, decode, open_release
 
 #: Products that anchor a location (hyperspectral); the first present one in a cell is the anchor.
 HSI_PRODUCTS: tuple[str, ...] = ("enmap", "emit", "desis")
@@ -154,7 +153,7 @@ class ReleaseDataset(torch.utils.data.Dataset):
         normalize: dict[str, dict[str, list[float]]] | None = None,
         direct_reads: bool = True,
     ) -> None:
-        self.release = open_release(release, sensors)
+        self.release = open_release(release, sensors, direct_reads=direct_reads)
         self.sensors = tuple(sensors)
         self.locations = build_locations(self.release.index, self.sensors)
         self.augment = augment
@@ -188,30 +187,11 @@ class ReleaseDataset(torch.utils.data.Dataset):
         return self._arrays
 
     def _readers(self, sensor: str) -> tuple[ChunkReader, ChunkReader] | None:
-        """pread readers of ``sensor``'s (data, mask) (:mod:`spectralearth_data.release.shards`), or None: reads disabled
-        (``direct_reads=False``) or a layout they do not read, then reads go through zarr."""
-        opened = self._opened()
-        key = ("readers", sensor)
-        if key not in opened:
-            pair = (open_chunk_reader(self.release.path / sensor / "data"),
-                    open_chunk_reader(self.release.path / sensor / "mask")) if self.direct_reads else (None, None)
-            opened[key] = pair if pair[0] is not None and pair[1] is not None else None
-        return opened[key]
-
-    def _array(self, sensor: str):
-        """(data, mask) of ``sensor`` as zarr ``AsyncArray``s, opened once per process."""
-        opened = self._opened()
-        if sensor not in opened:
-            import zarr.api.asynchronous as za
-            from zarr.core.sync import sync
-
-            async def open_pair() -> tuple[Any, Any]:
-                root = str(self.release.path)
-                return await asyncio.gather(*[za.open_array(store=root, path=f"{sensor}/{name}", mode="r")
-                                              for name in ("data", "mask")])
-
-            opened[sensor] = tuple(sync(open_pair()))
-        return opened[sensor]
+        """pread readers of ``sensor``'s (data, mask) in its first batch
+        (:mod:`spectralearth_data.release.shards`), or None: reads disabled (``direct_reads=False``),
+        a remote release or a layout they do not read; reads then go through zarr."""
+        batches = self.release.offsets.get(sensor, (None, [""]))[1]
+        return self.release.chunk_readers(sensor, batches[0] if batches else "")
 
     def crop_px(self, sensor: str) -> int:
         """Side in pixels of ``sensor``'s patches as this dataset returns them."""
@@ -221,34 +201,13 @@ class ReleaseDataset(torch.utils.data.Dataset):
         return round(self.augment.crop_m / lay.gsd)
 
     def read_raw(self, patches: Sequence[tuple[str, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Stored (data, mask) arrays of ``(sensor, row)`` patches.
+        """Stored (data, mask) arrays of ``(sensor, row)`` patches (``row``: the index's position).
 
-        Patches of a local release in the writer's layout are read directly (``release.shards``: one
-        ``pread`` each, measured 0.15 ms of CPU against 1.0 ms per zarr call). Any others go to
-        zarr's event loop as one ``gather``: one hand-off for all of them rather than two each.
+        :meth:`spectralearth_data.release.Release.read_raw` does the reading: patches of a local
+        release in the writer's layout directly (one ``pread`` each, measured 0.15 ms of CPU
+        against 1.0 ms per zarr call), any others through zarr's event loop as one ``gather``.
         """
-        out: list[Any] = [None] * len(patches)
-        via_zarr = []
-        for n, (sensor, row) in enumerate(patches):
-            readers = self._readers(sensor)
-            if readers is None:
-                via_zarr.append(n)
-            else:
-                out[n] = (readers[0].read(int(row)), readers[1].read(int(row)).astype(np.uint8, copy=False))
-        if via_zarr:
-            from zarr.core.sync import sync
-
-            arrays = [self._array(patches[n][0]) for n in via_zarr]
-
-            async def gather() -> list[Any]:
-                return await asyncio.gather(*[
-                    a.getitem(int(patches[n][1])) for pair, n in zip(arrays, via_zarr) for a in pair
-                ])
-
-            got = sync(gather())
-            for i, n in enumerate(via_zarr):
-                out[n] = (np.asarray(got[2 * i]), np.asarray(got[2 * i + 1], dtype=np.uint8))
-        return out
+        return self.release.read_raw(list(patches))
 
     def decode_patch(self, sensor: str, raw: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stored arrays -> (float32 (C,H,W) physical units of the usable bands, uint8 (H,W) mask)."""

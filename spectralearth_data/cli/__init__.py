@@ -2,7 +2,7 @@
 
 The commands are thin typer wrappers over library functions, one module per area; this package
 holds only the curation commands (catalog, demo-scenes, search, colocate, tile, validate, export,
-quicklook, publish, upload), so it imports neither torch nor Prefect. The full ``spectralearth``
+quicklook, publish, versions, diff, partitions, upload), so it imports neither torch nor Prefect. The full ``spectralearth``
 app, with the model and orchestration commands, is composed in :mod:`flows.cli`.
 
 Shared by every layer's app:
@@ -28,9 +28,11 @@ from .access_cmd import check_access_cmd
 from .catalog_cmd import catalog
 from .demo_cmd import demo_scenes
 from .discovery_cmd import colocate_cmd, search_cmd
-from .engine_cmd import export, publish, quicklook, tile, upload, validate
+from .engine_cmd import export, quicklook, tile, upload, validate
 from .inspect_cmd import inspect_item
 from .output import plain_flags_in_help
+from .partitions_cmd import partitions_cmd
+from .release_cmd import diff, publish, versions
 
 plain_flags_in_help()  # boolean options show as `--debug`, not `--debug <bool>`
 
@@ -86,11 +88,14 @@ commands.command("search")(search_cmd)
 commands.command("inspect-item")(inspect_item)
 commands.command("check-access")(check_access_cmd)
 commands.command("colocate")(colocate_cmd)
+commands.command("partitions")(partitions_cmd)
 commands.command("tile")(tile)
 commands.command("validate")(validate)
 commands.command("export")(export)
 commands.command("quicklook")(quicklook)
 commands.command("publish")(publish)
+commands.command("versions")(versions)
+commands.command("diff")(diff)
 commands.command("upload")(upload)
 
 #: The data commands alone, as an app (no torch, no Prefect).

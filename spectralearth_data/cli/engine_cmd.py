@@ -13,7 +13,7 @@ INTERRUPTED = 130
 
 def tile(
     plan: Annotated[Path, typer.Argument(help="Plan GeoParquet from `spectralearth colocate`.")],
-    store: Annotated[Path, typer.Option("--store", help="Release store folder (OUT.zarr); created or resumed.")],
+    store: Annotated[str, typer.Option("--store", help="Release: a folder (OUT.zarr) or an s3:// gs:// az:// URL; created or resumed.")],
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address (tcp://...), or 'synchronous'; default: a LocalCluster.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="LocalCluster worker processes (default: CPU count).")] = None,
     cells: Annotated[list[str] | None, typer.Option("--cell", help="Only these cell ids (repeatable).")] = None,
@@ -23,6 +23,11 @@ def tile(
     release_id: Annotated[str | None, typer.Option("--release-id", help="Release id for a new store (default: its name).")] = None,
     no_coreg: Annotated[bool, typer.Option("--no-coreg", help="Skip the HSI-to-S2 co-registration check (coreg_shift_px = NaN).")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    partition: Annotated[str | None, typer.Option("--partition", help="Tile only this partition's cells into its own batch "
+                                                  "(the plan's `partition` column, or --partition-cells); writers of "
+                                                  "different partitions may run at once.")] = None,
+    partition_cells: Annotated[Path | None, typer.Option("--partition-cells", help="Text file: the partition's cell ids, "
+                                                         "one per line.")] = None,
 ) -> None:
     """Reproject and tile a plan into the sharded Zarr release (resumes after a crash)."""
     from ..engine import TileConfig
@@ -32,9 +37,17 @@ def tile(
                      max_cloud_fraction=max_cloud, coreg=not no_coreg, release_id=release_id)
     from ..engine.tile import TileInterrupted
 
+    part_cells = None
+    if partition_cells is not None:
+        from ..errors import InputDataError
+
+        try:
+            part_cells = {ln.strip() for ln in partition_cells.read_text().splitlines() if ln.strip()}
+        except OSError as e:
+            raise InputDataError(f"{partition_cells}: cannot read the partition's cell ids ({e.strerror})") from None
     try:
         s = run(plan, store, scheduler=scheduler, workers=workers, progress=not no_progress, cells=cells or None,
-                config=cfg)
+                config=cfg, partition=partition, partition_cells=part_cells)
     except TileInterrupted as e:  # Ctrl-C: one line, exit 130 (128 + SIGINT, as a shell reports it)
         typer.echo(f"{e}; rerun the same command to resume", err=True)
         raise typer.Exit(INTERRUPTED) from None
@@ -47,7 +60,7 @@ def tile(
 
 
 def validate(
-    store: Annotated[Path, typer.Argument(help="Release store folder.")],
+    store: Annotated[str, typer.Argument(help="Release: a folder or an s3:// gs:// az:// URL.")],
     no_hashes: Annotated[bool, typer.Option("--no-hashes", help="Skip the sha256 check of every patch.")] = False,
 ) -> None:
     """Check every index row against the data; prints problems, exit 1 if any."""
@@ -82,19 +95,6 @@ def quicklook(
     from ..release.quicklook import quicklook as run
 
     typer.echo(f"wrote {run(store, cell, out)}")
-
-
-def publish(
-    store: Annotated[Path, typer.Argument(help="Release store folder.")],
-    release_id: Annotated[str, typer.Option("--release-id", help="Release id to publish under.")],
-    rename: Annotated[bool, typer.Option("--rename", help="Allow a new id for a store already published "
-                                         "under another one.")] = False,
-) -> None:
-    """Validate a store and write its release manifest (release.json); refuses an empty store, and a
-    new id for a published one without --rename."""
-    from ..release.publish import publish as run
-
-    typer.echo(f"wrote {run(store, release_id, rename=rename)}")
 
 
 def upload(

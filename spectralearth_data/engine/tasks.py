@@ -58,6 +58,7 @@ class Task:
     shard: int
     cell_m: int
     cells: tuple[CellJob, ...]
+    batch: str = "all"
 
     @property
     def patch_ids(self) -> list[str]:
@@ -206,8 +207,8 @@ def run_task(task: Task, store: str | Path, cfg: TileConfig) -> TaskResult:
     if rows:
         block[len(rows) :] = fill
         mblock[len(rows) :] = int(MaskFlag.NODATA)
-        write_shard(Path(store), task.sensor, task.shard, block, mblock)
-    commit_part(Path(store), task.sensor, task.shard, rows, attempted)
+        write_shard(store, task.sensor, task.batch, task.shard, block, mblock)
+    commit_part(store, task.sensor, task.batch, task.shard, rows, attempted)
     res.written = len(rows)
     res.bytes_written = len(rows) * block[0].nbytes
     return _finish(res, t0)
@@ -268,6 +269,9 @@ def _read_scene_patches(spec, bands, jobs: list[CellJob], cell_m: int, cfg: Tile
 def _index_row(task: Task, spec: SensorSpec, job: CellJob, slot: int, data, vf, cf, shift, k) -> dict:
     import shapely
 
+    cell = parse_cell_id(job.cell_id, task.cell_m)
+    x0, _, _, y1 = cell.bounds
+    gsd = float(spec.gsd_m)
     return {
         "patch_id": job.patch_id(task.sensor),
         "cell_id": job.cell_id,
@@ -284,8 +288,17 @@ def _index_row(task: Task, spec: SensorSpec, job: CellJob, slot: int, data, vf, 
         "pipeline_version": PIPELINE_VERSION,
         "licence": spec.licence.id,
         "redistributable": bool(spec.licence.redistributable),
+        "batch": task.batch,
+        "epsg": int(cell.epsg),
+        "transform": _json_list([gsd, 0.0, float(x0), 0.0, -gsd, float(y1)]),
         "geometry": shapely.from_wkb(job.geometry_wkb),
     }
+
+
+def _json_list(v: list[float]) -> str:
+    import json
+
+    return json.dumps(v)
 
 
 def _json(d: dict) -> str:

@@ -1,10 +1,14 @@
 """``tile``: a plan -> patches in the release store, as a Dask graph of one task per shard.
 
-Steps, in order: read and check the plan -> open the store and take the writer lock -> read the
-committed index (resume) -> group the remaining plan rows into tasks (one scene of one sensor, up
-to ``patches_per_shard`` cells of one CRS) and give each a free shard slot -> create/grow the
-sensor groups -> run the tasks on a Dask scheduler (a LocalCluster by default, any
-``distributed`` scheduler address, or ``"synchronous"`` inline) -> rebuild the locations table.
+Steps, in order: read and check the plan (and keep the cells of ``partition``) -> open the release
+(a folder or an object-store URL, :mod:`..release.storage`), create its root group once -> name
+the batch (``<partition>-<plan digest>``), take its writer lease and write or check its record
+(the tile config) -> read the committed index of every batch (resume) -> group the remaining plan
+rows into tasks (one scene of one sensor, up to ``patches_per_shard`` cells of one CRS) and give
+each a free shard slot of the batch -> create/grow the batch's arrays -> run the tasks on a Dask
+scheduler (a LocalCluster by default, any ``distributed`` scheduler address, or
+``"synchronous"`` inline). Nothing shared is rewritten at the end (layout 2: no locations table,
+no root attribute updates), so writers of other partitions run at the same time.
 Memory is bounded by a task (one shard plus one strip of source pixels), not by the region.
 """
 
@@ -22,6 +26,8 @@ from ..grid import parse_cell_id
 from ..progress import progress_bar
 from ..release import reader
 from ..release import store as st
+from ..release.layout import batch_id, lease_key
+from ..release.storage import open_location
 from ..schema import PLAN_COLUMNS
 from .cluster import release_free_memory
 from .config import TileConfig
@@ -62,6 +68,7 @@ class TileSummary:
     bytes_written: int = 0
     seconds: float = 0.0
     workers: int = 1
+    batch: str = ""  # the batch this run wrote into
 
     @property
     def patches_per_second(self) -> float:
@@ -104,7 +111,8 @@ def _references(plan) -> dict[tuple[str, str], SceneRef]:
     return out
 
 
-def build_tasks(plan, cell_m: int, done: set[str], committed: dict[str, set[int]], cfg: TileConfig) -> tuple[list[Task], int]:
+def build_tasks(plan, cell_m: int, done: set[str], committed: dict[str, set[int]], cfg: TileConfig,
+                batch: str = "all") -> tuple[list[Task], int]:
     """Tasks for the plan rows not yet attempted, each with a free shard slot of its sensor.
 
     The patches of a sensor are sorted by (scene, CRS, grid row north first, column) and cut into runs of
@@ -136,7 +144,7 @@ def build_tasks(plan, cell_m: int, done: set[str], committed: dict[str, set[int]
                 reference=refs.get((r["cell_id"], sid)) if hsi else None,
             ))
         free = _free_slots(committed.get(sensor, set()))
-        per_sensor.append([Task(sensor, next(free), cell_m, tuple(jobs[i : i + k])) for i in range(0, len(jobs), k)])
+        per_sensor.append([Task(sensor, next(free), cell_m, tuple(jobs[i : i + k]), batch) for i in range(0, len(jobs), k)])
     # run order: the sensors take turns, so the workers hold tasks of different products at once
     # (an HSI task needs several times the memory of a multispectral one)
     tasks = [t for turn in itertools.zip_longest(*per_sensor) for t in turn if t is not None]
@@ -151,7 +159,7 @@ def _free_slots(used: set[int]):
         i += 1
 
 
-def _prepare_groups(root, tasks: list[Task], cfg: TileConfig, cell_m: int) -> dict:
+def _prepare_groups(root, tasks: list[Task], cfg: TileConfig, cell_m: int, batch: str) -> dict:
     specs = {}
     for sensor in sorted({t.sensor for t in tasks}):
         spec = sensor_spec(sensor)
@@ -160,8 +168,8 @@ def _prepare_groups(root, tasks: list[Task], cfg: TileConfig, cell_m: int) -> di
             sensor, len(bands), spec.patch_px_for(cell_m), cfg.patches_per_shard, group_dtype(bands, sensor),
             bands[0].nodata if bands[0].nodata is not None else 0,
         )
-        st.ensure_group(root, spec, bands, layout)
-        st.reserve(root, sensor, max(t.shard for t in tasks if t.sensor == sensor) + 1)
+        st.ensure_group(root, spec, bands, layout, batch)
+        st.reserve(root, sensor, batch, max(t.shard for t in tasks if t.sensor == sensor) + 1)
         specs[sensor] = spec
     return specs
 
@@ -176,13 +184,19 @@ def tile(
     cells: list[str] | None = None,
     config: TileConfig | None = None,
     allow_empty: bool = False,
+    partition: str | None = None,
+    partition_cells: set[str] | None = None,
 ) -> TileSummary:
     """Cut the scenes of ``plan`` onto their cells and write them into ``store``.
 
     ``scheduler``: None = a LocalCluster of ``workers`` single-threaded processes; a
     ``tcp://host:port`` address = an existing ``distributed`` cluster; ``"synchronous"`` or
     ``"threads"`` = Dask's local schedulers (no cluster). ``cells`` restricts the run to those cell
-    ids (each must be in the plan). Already-indexed patches are skipped (resume). Scenes that fail
+    ids (each must be in the plan). ``partition`` names this writer's part of the grid and
+    ``partition_cells`` (if given; else the plan's ``partition`` column when it has one) its cell ids: only the plan's rows of those cells are tiled,
+    into the batch ``<partition>-<plan digest>``; writers of different partitions may run at the
+    same time into one release (``store``: a folder or an ``s3://``/``gs://``/``az://`` URL).
+    Already-indexed patches (of any batch) are skipped (resume). Scenes that fail
     (unreadable, no CRS, all nodata) do not stop the others; after the run an
     :class:`InputDataError` lists them, and the store, holding every completed shard, still
     validates. An empty plan is an :class:`InputDataError` before the store is touched, and so is
@@ -199,22 +213,42 @@ def tile(
     if cells:
         _check_cells(plan, cells, label)
         plan = plan[plan["cell_id"].isin(set(cells))]
+    if partition_cells is None and partition and "partition" in plan.columns:
+        partition_cells = set(plan.loc[plan["partition"].astype(str) == partition, "cell_id"])
+    if partition_cells is not None:
+        plan = plan[plan["cell_id"].isin(set(partition_cells))]
+        if plan.empty:
+            raise InputDataError(f"{label}: no rows in the cells of partition {partition or 'all'}; "
+                                 "check the partition's cell ids against the plan")
     cell_ms = sorted({int(c) for c in plan["cell_m"]})
     if len(cell_ms) > 1:
         raise InputDataError(f"plan: mixes cell sizes {cell_ms}; a release has one cell_m")
     cell_m = cell_ms[0]
-    store = Path(store)
+    loc = open_location(store)
+    try:
+        batch = batch_id(partition, st.plan_digest(_dedupe(plan)["_pid"], cell_m))
+    except ValueError as e:
+        raise InputDataError(str(e)) from None
     summary = TileSummary()
-    with st.writer_lock(store):
-        root = st.open_root(store, cell_m, cfg.release_id)
-        st.clean_temporaries(store)
-        done, committed = reader.committed(store)
-        tasks, skipped = build_tasks(plan, cell_m, done, committed, cfg)
+    summary.batch = batch
+    synthesized = "source" in plan.columns and bool((plan["source"].astype(str) == "demo").any())
+    root = st.open_root(loc, cell_m, cfg.release_id, synthesized=synthesized)
+    from ..lock import batch_lease
+
+    cfg_dict = _config_record(cfg)
+    with batch_lease(loc, batch, {"partition": partition or "all", "config": cfg_dict,
+                                  "config_id": cfg.config_id()}, key=lease_key(batch)):
+        st.ensure_batch_record(loc, batch, partition, st.plan_digest(_dedupe(plan)["_pid"], cell_m), cfg_dict,
+                               cfg.config_id())
+        st.clean_temporaries(loc)
+        done, committed = reader.committed(loc, batch)
+        tasks, skipped = build_tasks(plan, cell_m, done, committed, cfg, batch)
         summary.patches_skipped = skipped
         summary.cells_skipped = len(set(plan["cell_id"]) - {c.cell_id for t in tasks for c in t.cells})
         summary.tasks = len(tasks)
-        specs = _prepare_groups(root, tasks, cfg, cell_m) if tasks else {}
-        results, failures = _execute(tasks, store, cfg, scheduler, workers, progress, summary)
+        if tasks:
+            _prepare_groups(root, tasks, cfg, cell_m, batch)
+        results, failures = _execute(tasks, loc.url, cfg, scheduler, workers, progress, summary)
         for r in results:
             summary.patches_written += r.written
             summary.patches_dropped += r.dropped
@@ -224,20 +258,27 @@ def tile(
         summary.failed = failures + [f for r in results for f in r.failures]
         summary.suspect = [w for r in results for w in r.suspect]
         failures = summary.failed
-        if specs:
-            st.update_root_attrs(root, specs)
-        st.write_locations(store, cell_m)
-        st.consolidate(store)
+        for sensor in sorted({t.sensor for t in tasks}):
+            st.consolidate_batch(root, sensor, batch)
     summary.seconds = time.perf_counter() - t0
     if failures:
         err = InputDataError(f"{len(failures)} scene(s) failed; the rest were written: " + "; ".join(failures[:5]))
         err.summary = summary  # type: ignore[attr-defined]
         raise err
-    if not allow_empty and not summary.patches_written and not len(reader.read_index_columns(store, ["row"])):
-        err = InputDataError(_all_dropped(summary, cfg, store))
+    if not allow_empty and not summary.patches_written and not len(reader.read_index_columns(loc, ["row"])):
+        err = InputDataError(_all_dropped(summary, cfg, loc.url))
         err.summary = summary  # type: ignore[attr-defined]
         raise err
     return summary
+
+
+def _config_record(cfg: TileConfig) -> dict:
+    """The settings that decide a batch's bytes (the release id is the release's, not the batch's)."""
+    from dataclasses import asdict
+
+    d = asdict(cfg)
+    d.pop("release_id", None)
+    return d
 
 
 def _check_cells(plan, cells: list[str], label: str) -> None:
@@ -253,7 +294,7 @@ def _check_cells(plan, cells: list[str], label: str) -> None:
             f"e.g. {min(have)}); give cell ids from that plan")
 
 
-def _all_dropped(summary: TileSummary, cfg: TileConfig, store: Path) -> str:
+def _all_dropped(summary: TileSummary, cfg: TileConfig, store) -> str:
     """The message for a run that leaves its store without a patch: the QA thresholds dropped them
     all (in this run, or in an earlier one: dropped patches count as attempted and are not retried)."""
     limits = (f"min_valid_fraction={cfg.min_valid_fraction:g}, max_cloud_fraction={cfg.max_cloud_fraction:g}")

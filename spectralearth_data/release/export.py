@@ -1,18 +1,19 @@
 """Export the redistributable part of a release (the ``licence``/``redistributable`` columns).
 
 Sensor groups are copied byte for byte (shards are not re-encoded), together with their index
-parts; products whose licence forbids redistribution (EnMAP, DESIS) are left out. The locations
-table is rebuilt for what was exported.
+parts and batch records; products whose licence forbids redistribution (EnMAP, DESIS) are left
+out. The root group gets the export's own attributes at creation (it is never updated later).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 from ..errors import ReleaseError
 from . import reader
-from . import store as st
+from .layout import batch_record_key
 
 
 def export(store, out, redistributable_only: bool = True) -> Path:
@@ -30,16 +31,22 @@ def export(store, out, redistributable_only: bool = True) -> Path:
         (keep if ok or not redistributable_only else drop).append(sensor)
     src = reader.open_group(store)
     out.mkdir(parents=True)
-    shutil.copy2(store / "zarr.json", out / "zarr.json")
+    root = json.loads((store / "zarr.json").read_text())
+    lic = {s: src[s].attrs.get("licence") for s in keep}
+    root["attributes"] = {**root.get("attributes", {}), "exported_from": src.attrs.get("release_id"),
+                          "sensors": keep, "licences": lic, "left_out": drop}
+    (out / "zarr.json").write_text(json.dumps(root, indent=2))
     for sensor in keep:
         shutil.copytree(store / sensor, out / sensor)
-    (out / st.PARTS_DIR).mkdir(parents=True)
-    for p, meta in reader.iter_parts(store):
+    batches = set()
+    for key, meta in reader.iter_parts(store):
         if meta["sensor"] in keep:
-            shutil.copy2(p, out / st.PARTS_DIR / p.name)
-    dst = reader.open_group(out, mode="a")
-    lic = {k: v for k, v in src.attrs.get("licences", {}).items() if k in keep}
-    dst.attrs.update({"sensors": keep, "licences": lic, "exported_from": src.attrs.get("release_id"), "left_out": drop})
-    st.write_locations(out, int(src.attrs["cell_m"]))
-    st.consolidate(out)
+            (out / key).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(store / key, out / key)
+            batches.add(meta["batch"])
+    for b in sorted(batches):
+        rec = store / batch_record_key(b)
+        if rec.exists():
+            (out / rec.relative_to(store)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(rec, out / rec.relative_to(store))
     return out

@@ -6,7 +6,15 @@ and compressed. The writer (:mod:`.store`) creates arrays from it; the readers (
 from __future__ import annotations
 
 PARTS_DIR = "index/patches"
+#: Writer leases (``<batch>.json``; locally also ``<batch>.lock`` for the ``flock``).
+LEASES_DIR = "index/leases"
+#: One record per batch, written once: the tile config (+ config_id), partition and plan digest.
+BATCHES_DIR = "index/batches"
+#: Layout 1 wrote a locations table here (a shared object rewritten by every run); layout 2 never
+#: writes it (publish derives locations per version). Only ``upload`` still knows the name.
 LOCATIONS = "index/locations.parquet"
+#: The layout version in the root attributes.
+LAYOUT_VERSION = 2
 #: Parquet key-value metadata of a part: the task's shard and every patch id it attempted.
 PART_META_KEY = b"spectralearth:part"
 
@@ -32,3 +40,24 @@ def patch_array_spec(patch_shape: tuple[int, ...], patches_per_shard: int) -> di
 def part_name(sensor: str, shard: int) -> str:
     """File name of the index part of one shard of one sensor."""
     return f"part-{sensor}-{shard:06d}.parquet"
+
+
+def part_key(batch: str, sensor: str, shard: int) -> str:
+    """Key of the commit-log object of one shard of one sensor in ``batch``."""
+    return f"{PARTS_DIR}/{batch}/{part_name(sensor, shard)}"
+
+
+def lease_key(batch: str) -> str:
+    return f"{LEASES_DIR}/{batch}.json"
+
+
+def batch_record_key(batch: str) -> str:
+    return f"{BATCHES_DIR}/{batch}.json"
+
+
+def batch_id(partition: str | None, plan_digest: str) -> str:
+    """``<partition>-<plan_digest[:10]>`` (partition ``all`` for an unpartitioned run)."""
+    part = partition or "all"
+    if any(c in part for c in "/\\ .:"):
+        raise ValueError(f"partition {partition!r}: use a name without slashes, dots or spaces")
+    return f"{part}-{plan_digest[:10]}"

@@ -14,10 +14,10 @@ from . import reader
 RGB_NM = (650.0, 560.0, 480.0)
 
 
-def _decoded(root, sensor: str, row: int):
+def _decoded(root, sensor: str, row: int, batch: str = ""):
     """(float32 (C, H, W) physical values of every stored band, NaN where there is no valid data;
-    (C,) wavelengths in nm, NaN where none) of one patch."""
-    g = root[sensor]
+    (C,) wavelengths in nm, NaN where none) of one patch (row ``row`` of ``batch``)."""
+    g = reader.batch_group(root, sensor, batch or None)
     raw = g["data"][row]
     mask = g["mask"][row]
     val = reader.decode_stored(raw, reader.cf_coding(g["data"], sensor))
@@ -39,7 +39,7 @@ def quicklook(store, cell_id: str, out_png) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    store, out_png = Path(store), Path(out_png)
+    out_png = Path(out_png)
     idx = reader.read_index(store)
     rows = idx[idx["cell_id"] == cell_id].sort_values("valid_fraction", ascending=False).drop_duplicates("sensor")
     if rows.empty:
@@ -49,7 +49,7 @@ def quicklook(store, cell_id: str, out_png) -> Path:
     n = len(rows) + (1 if hsi else 0)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
     for ax, r in zip(axes[0], rows.itertuples()):
-        val, wl = _decoded(root, r.sensor, int(r.row))
+        val, wl = _decoded(root, r.sensor, int(r.row), str(r.batch))
         kind = root[r.sensor].attrs.get("kind")
         if kind == "sar":
             ax.imshow(10 * np.log10(np.clip(val[0], 1e-6, None)), cmap="gray")
@@ -67,7 +67,7 @@ def quicklook(store, cell_id: str, out_png) -> Path:
     if hsi:
         ax = axes[0][-1]
         for r in hsi:
-            val, wl = _decoded(root, r.sensor, int(r.row))
+            val, wl = _decoded(root, r.sensor, int(r.row), str(r.batch))
             flat = val.reshape(len(val), -1)
             n = np.isfinite(flat).sum(axis=1)
             mean = np.where(n > 0, np.nansum(flat, axis=1) / np.maximum(n, 1), np.nan)  # bad bands: gaps

@@ -8,8 +8,12 @@ remote release consistent for readers by its *order*:
 2. any other file of the store;
 3. Zarr metadata: ``zarr.json`` of the arrays, then of the groups (deepest first), the root last,
    so the root's consolidated metadata never names an array whose chunks are not there yet;
-4. the index parts, then ``index/locations.parquet``;
-5. ``release.json`` last: its presence on the remote means the release is complete.
+4. the index parts (the commit log; ``index/locations.parquet`` of a layout-1 store after them);
+5. the version records (``versions/``) and the catalogue (``stac/``, ``croissant.json``,
+   ``README.md``), which name index parts;
+6. ``release.json`` last: its presence on the remote means the release is complete.
+
+Writer leases (``index/leases/``) are local state of finished runs and are not copied.
 
 A URL that already holds a *different* published release (another ``release.json``) is refused:
 releases are immutable, and chunks are compared by size only, so replacing one in place could mix
@@ -41,7 +45,7 @@ from ..errors import InputDataError, ReleaseError
 from ..progress import progress_bar
 from . import reader
 from .publish import MANIFEST
-from .layout import LOCATIONS
+from .layout import LOCATIONS, PARTS_DIR
 
 #: Files at most this big are compared byte for byte with the remote copy (metadata, index
 #: parts, the manifest); bigger ones, and all chunks, by size only.
@@ -51,7 +55,11 @@ CONTENT_CHECK_BYTES = 8 * 2**20
 CONCURRENCY = 8
 
 #: Upload stages, in order (see the module docstring).
-STAGES = ("chunks", "other", "array metadata", "group metadata", "index parts", "locations", "manifest")
+STAGES = ("chunks", "other", "array metadata", "group metadata", "index parts", "locations", "versions", "manifest")
+
+#: What the "versions" stage holds: version records and their compacted indexes, which name
+#: index parts (so they follow them), and the catalogue pointers written by ``publish``.
+VERSION_PREFIXES = ("versions/", "stac/", "croissant.json", "README.md")
 
 
 @dataclass
@@ -170,7 +178,8 @@ def upload(
 
 def _check_store(store: Path) -> dict:
     """The manifest of a published, quiet store; ReleaseError naming the store otherwise."""
-    from ..lock import is_locked
+    from ..lock import active_writers, is_locked
+    from .storage import open_location
 
     if not (store / "zarr.json").is_file():
         raise ReleaseError(f"{store}: not a release store (no zarr.json)")
@@ -183,10 +192,13 @@ def _check_store(store: Path) -> dict:
         raise ReleaseError(f"{path}: unreadable manifest ({e})") from None
     if not isinstance(manifest, dict):
         raise ReleaseError(f"{path}: unreadable manifest (not a JSON object)")
-    if is_locked(store):
+    if is_locked(store) or active_writers(open_location(store, create=False)):
         raise ReleaseError(f"{store}: a curate/tile run is writing this store; upload it once that run has finished")
-    parts = [p.name for p in reader.part_paths(store)]
-    if parts != sorted(manifest.get("index_parts", [])):
+    keys = reader.part_paths(store)
+    listed = sorted(manifest.get("index_parts", []))
+    # the manifest lists the parts by key (layout 2) or by file name (layout 1)
+    forms = (keys, sorted(k[len(PARTS_DIR) + 1:] for k in keys), sorted(k.rsplit("/", 1)[-1] for k in keys))
+    if listed not in forms:
         raise ReleaseError(
             f"{store}: index parts differ from those in {MANIFEST} (the store changed after it was "
             "published); run `spectralearth publish` again"
@@ -195,8 +207,10 @@ def _check_store(store: Path) -> dict:
 
 
 def _skipped(rel: PurePosixPath) -> bool:
-    """Temp files of killed writers (``*.tmp``) and dot files (temp parts, lock probes)."""
-    return rel.name.endswith(".tmp") or any(part.startswith(".") for part in rel.parts)
+    """Temp files of killed writers (``*.tmp``), dot files (temp parts, lock probes) and the
+    writers' leases (local state of a finished run, meaningless on the remote)."""
+    return (rel.name.endswith(".tmp") or any(part.startswith(".") for part in rel.parts)
+            or str(rel).startswith("index/leases/"))
 
 
 def _local_files(store: Path) -> list[_File]:
@@ -222,6 +236,8 @@ def _local_files(store: Path) -> list[_File]:
             stage, level = "manifest", 0
         elif s == LOCATIONS:
             stage, level = "locations", 0
+        elif s.startswith(VERSION_PREFIXES):
+            stage, level = "versions", 0
         elif s.startswith("index/"):
             stage, level = "index parts", 0
         elif rel.name == "zarr.json":

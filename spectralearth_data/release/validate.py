@@ -1,12 +1,13 @@
 """Check a release store against its index: every index row against the data it points at.
 
-Checks: root attributes; index parts readable with the contract columns; no duplicate patch ids
-or rows; each row inside its sensor array and inside the shard its part owns; patch shape;
-sha256 of the patch bytes; no infinite values; mask consistent with the data (a pixel not flagged
-nodata has data) and with the stored valid fraction; licence fields present and as the catalog
-says; every indexed cell in locations.parquet; at least one patch (an empty release is not one);
-and, once published, that ``release.json`` still describes the store (its index parts and
-content hash), so a store re-tiled after publishing is not taken for the published release.
+Checks: root attributes; index parts (the commit log, every batch) readable with the contract
+columns; no duplicate patch ids (release-wide) or rows (per batch); each row inside its batch's
+array and inside the shard its part owns; patch shape; sha256 of the patch bytes; no infinite
+values; mask consistent with the data (a pixel not flagged nodata has data) and with the stored
+valid fraction; licence fields present and as the sensor group says; shards no part commits
+(left by a killed writer); at least one patch (an empty release is not one); and, once published
+with a layout-1 ``release.json``, that it still describes the store. Works on a local folder or
+an object-store URL (:mod:`.storage`).
 """
 
 from __future__ import annotations
@@ -18,54 +19,63 @@ import numpy as np
 from ..masks import INVALID, MaskFlag
 from ..schema import INDEX_COLUMNS
 from . import reader
-from .layout import LOCATIONS
+from .layout import PARTS_DIR
 from .store import patch_sha256
 
 
-def validate_store(store, check_hashes: bool = True, check_manifest: bool = True) -> list[str]:
-    """Problems found in ``store`` (each a line naming the patch or file); empty = valid.
+def validate_store(store, check_hashes: bool = True, check_manifest: bool = True,
+                   parts: list[str] | None = None) -> list[str]:
+    """Problems found in ``store`` (each a line naming the patch or object); empty = valid.
 
+    ``parts``: check only these commit-log keys (a version's), not every committed part.
     ``check_manifest=False`` leaves out the comparison with ``release.json``: for ``publish``,
     which is about to write it anew."""
-    import geopandas as gpd
+    from geopandas.io.arrow import _arrow_to_geopandas
 
-    store = Path(store)
-    if not (store / "zarr.json").exists():
-        return [f"{store}: not a release store (no zarr.json)"]
+    from .storage import open_location
+
+    try:
+        loc = open_location(store, create=False)
+    except Exception as e:  # noqa: BLE001 - a missing folder, an unusable URL
+        return [f"{store}: not a release store ({e})"]
+    if not loc.exists("zarr.json"):
+        return [f"{loc.url}: not a release store (no zarr.json)"]
     problems: list[str] = []
-    root = reader.open_group(store)
+    root = reader.open_group(loc)
     for key in ("release_id", "cell_m", "pipeline_version"):
         if key not in root.attrs:
-            problems.append(f"{store}: root attribute {key!r} missing")
+            problems.append(f"{loc.url}: root attribute {key!r} missing")
     seen_pid: set[str] = set()
-    seen_row: set[tuple[str, int]] = set()
-    cells: set[str] = set()
+    seen_row: set[tuple[str, str, int]] = set()
     hashes: list[str] = []
     try:
-        parts = list(reader.iter_parts(store))
+        found = list(reader.iter_parts(loc, parts))
     except Exception as e:  # a corrupt part file
-        return problems + [f"{store}: unreadable index part ({e})"]
-    arrays: dict[str, tuple] = {}
-    for path, meta in parts:
+        return problems + [f"{loc.url}: unreadable index part ({e})"]
+    arrays: dict[tuple[str, str], tuple] = {}
+    for key, meta in found:
+        name = key.rsplit("/", 1)[-1]
         try:
-            df = gpd.read_parquet(path)
+            df = _arrow_to_geopandas(reader.read_part(loc, key))
         except Exception as e:
-            problems.append(f"{path.name}: unreadable ({e})")
+            problems.append(f"{key}: unreadable ({e})")
             continue
         if list(df.columns) != list(INDEX_COLUMNS):
-            problems.append(f"{path.name}: columns {list(df.columns)} differ from the index contract")
+            problems.append(f"{key}: columns {list(df.columns)} differ from the index contract")
+            continue
+        if set(df["batch"]) - {meta["batch"]}:
+            problems.append(f"{key}: rows name batch(es) {sorted(set(df['batch']) - {meta['batch']})} "
+                            f"but the part commits batch {meta['batch']!r}")
             continue
         for r in df.itertuples(index=False):
-            problems += _check_row(r, root, arrays, meta, seen_pid, seen_row, check_hashes, path.name)
-            cells.add(r.cell_id)
+            problems += _check_row(r, root, arrays, meta, seen_pid, seen_row, check_hashes, name)
             hashes.append(r.sha256)
     if not seen_pid:  # no part, or parts of dropped patches only
-        problems.append(f"{store}: empty release: the index has no patches (tile wrote none); "
+        problems.append(f"{loc.url}: empty release: the index has no patches (tile wrote none); "
                         "nothing to train on or publish")
-    problems += _check_locations(store, cells)
-    problems += _check_orphans(store, parts)
-    if check_manifest:
-        problems += _check_manifest(store, [p.name for p, _ in parts], hashes)
+    problems += _check_orphans(loc, found)
+    if check_manifest and loc.local is not None:
+        problems += _check_manifest(loc.local, [k for k, _ in found], hashes)
     return problems
 
 
@@ -86,6 +96,9 @@ def _check_manifest(store: Path, parts: list[str], hashes: list[str]) -> list[st
     except (OSError, ValueError, KeyError, TypeError) as e:
         return [f"{path}: unreadable manifest ({type(e).__name__}: {e}); run `spectralearth publish` again"]
     release_id, was, content = published
+    # the manifest lists the parts relative to index/patches (layout 2) or by file name (layout 1)
+    rel = sorted(k[len(PARTS_DIR) + 1:] for k in parts)
+    parts = rel if any("/" in w for w in was) or not was else sorted(k.rsplit("/", 1)[-1] for k in parts)
     added, removed = sorted(set(parts) - set(was)), sorted(set(was) - set(parts))
     changed = []
     if added:
@@ -100,31 +113,36 @@ def _check_manifest(store: Path, parts: list[str], hashes: list[str]) -> list[st
             f"run `spectralearth publish {store} --release-id {release_id}` again"]
 
 
-def _check_orphans(store: Path, parts) -> list[str]:
+def _check_orphans(loc, parts) -> list[str]:
     """Shards holding data that no index part commits: left by a run killed between writing a
     shard and committing its part. Harmless to readers of the index (nothing points at them) and
-    overwritten by the next ``tile`` run, but reported so a store is never published with them."""
-    committed: dict[str, set[int]] = {}
+    overwritten by the next ``tile`` run of that batch, but reported so a store is never published
+    with them."""
+    committed: dict[tuple[str, str], set[int]] = {}
     for _, meta in parts:
-        committed.setdefault(meta["sensor"], set()).add(int(meta["shard"]))
+        committed.setdefault((meta["sensor"], meta["batch"]), set()).add(int(meta["shard"]))
     out = []
-    for sensor in reader.sensor_groups(store):
-        for var in ("data", "mask"):
-            chunks = store / sensor / var / "c"
-            present = {int(p.name) for p in chunks.iterdir() if p.name.isdigit()} if chunks.is_dir() else set()
-            orphans = sorted(present - committed.get(sensor, set()))
-            if orphans:
-                out.append(f"{sensor}/{var}: shard(s) {orphans[:10]} hold data no index part commits "
-                           "(left by a killed run; the next tile run that needs a shard reuses the slot)")
+    for sensor in reader.sensor_groups(loc):
+        for batch in reader.batches(loc, sensor):
+            for var in ("data", "mask"):
+                prefix = reader.array_key(sensor, batch, var) + "/c/"
+                present = {int(o.key[len(prefix):].split("/", 1)[0]) for o in loc.list(prefix)
+                           if o.key[len(prefix):].split("/", 1)[0].isdigit()}
+                orphans = sorted(present - committed.get((sensor, batch), set()))
+                if orphans:
+                    out.append(f"{reader.array_key(sensor, batch, var)}: shard(s) {orphans[:10]} hold data no index "
+                               "part commits (left by a killed run; the next tile run of that batch reuses the slot)")
     return out
 
 
-def _arrays(root, sensor: str, arrays: dict):
-    """(data, mask, fill value per band) of ``sensor``, opened once per validation."""
-    if sensor not in arrays:
-        g = root[sensor]
-        arrays[sensor] = (g["data"], g["mask"], reader.cf_coding(g["data"], sensor).fill)
-    return arrays[sensor]
+def _arrays(root, sensor: str, batch: str, arrays: dict):
+    """(data, mask, fill value per band, licence of the sensor group) of one batch, opened once."""
+    if (sensor, batch) not in arrays:
+        sg = root[sensor]
+        g = sg[batch] if batch else sg
+        lic = sg.attrs.get("licence") or root.attrs.get("licences", {}).get(sensor)
+        arrays[(sensor, batch)] = (g["data"], g["mask"], reader.cf_coding(g["data"], sensor).fill, lic)
+    return arrays[(sensor, batch)]
 
 
 def _check_row(r, root, arrays, meta, seen_pid, seen_row, check_hashes, part) -> list[str]:
@@ -133,14 +151,18 @@ def _check_row(r, root, arrays, meta, seen_pid, seen_row, check_hashes, part) ->
     if pid in seen_pid:
         out.append(f"{pid}: duplicate patch id ({part})")
     seen_pid.add(pid)
+    batch = str(r.batch)
     if r.sensor not in root:
         return out + [f"{pid}: sensor group {r.sensor!r} missing from the store"]
-    data, mask, fill = _arrays(root, r.sensor, arrays)
+    try:
+        data, mask, fill, lic = _arrays(root, r.sensor, batch, arrays)
+    except KeyError:
+        return out + [f"{pid}: batch {batch!r} of {r.sensor} missing from the store"]
     k = data.shards[0]
     row = int(r.row)
-    if (r.sensor, row) in seen_row:
-        out.append(f"{pid}: row {row} of {r.sensor} is indexed twice")
-    seen_row.add((r.sensor, row))
+    if (r.sensor, batch, row) in seen_row:
+        out.append(f"{pid}: row {row} of {r.sensor}/{batch} is indexed twice")
+    seen_row.add((r.sensor, batch, row))
     if not 0 <= row < data.shape[0]:
         return out + [f"{pid}: row {row} outside {r.sensor}/data (N={data.shape[0]})"]
     if row // k != int(meta["shard"]):
@@ -148,7 +170,6 @@ def _check_row(r, root, arrays, meta, seen_pid, seen_row, check_hashes, part) ->
     if not r.licence or r.redistributable not in (True, False):
         out.append(f"{pid}: licence fields missing")
     else:
-        lic = root.attrs.get("licences", {}).get(r.sensor)
         if lic and (lic["id"] != r.licence or bool(lic["redistributable"]) != bool(r.redistributable)):
             out.append(f"{pid}: licence {r.licence!r} differs from the store's {lic['id']!r}")
     try:
@@ -167,19 +188,6 @@ def _check_row(r, root, arrays, meta, seen_pid, seen_row, check_hashes, part) ->
     if abs(vf - float(r.valid_fraction)) > 1e-6:
         out.append(f"{pid}: valid_fraction {r.valid_fraction:.4f} but the mask says {vf:.4f}")
     return out
-
-
-def _check_locations(store: Path, cells: set[str]) -> list[str]:
-    import geopandas as gpd
-
-    path = store / LOCATIONS
-    if not cells:
-        return []
-    if not path.exists():
-        return [f"{path}: missing"]
-    loc = gpd.read_parquet(path)
-    missing = sorted(cells - set(loc["cell_id"]))
-    return [f"{path.name}: cells {missing[:5]} are indexed but not in the locations table"] if missing else []
 
 
 def _first_line(e: Exception) -> str:

@@ -167,3 +167,13 @@ def enmap_scene(dirpath: Path, scene_id: str, cells: list[Cell], *, seed: int = 
         n = len(spec.bands) if e.per_band else 1
         assets[e.layer] = str(write_tif(d / f"{e.layer}.tif", np.zeros((n, *shape), np.uint8), tr, 32633))
     return assets, tr, shape
+
+
+def batch_group(store, sensor: str) -> str:
+    """``"<sensor>/<batch>"`` of the one batch a single tile run wrote (layout 2: a product's
+    arrays live in its writers' batch groups)."""
+    from spectralearth_data.release.reader import batches
+
+    found = batches(store, sensor)
+    assert len(found) == 1, f"{sensor}: expected one batch, found {found}"
+    return f"{sensor}/{found[0]}"

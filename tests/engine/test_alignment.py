@@ -90,10 +90,10 @@ def test_tile_puts_every_pixel_where_it_belongs(tmp_path):
     by_id = {c.id: c for c in cells}
     for r in idx.itertuples():
         gsd = 10.0 if r.sensor == "s2" else 30.0
-        patch = root[r.sensor]["data"][int(r.row)]
+        patch = root[r.sensor][r.batch]["data"][int(r.row)]
         for band in patch:
             np.testing.assert_array_equal(band, expected(by_id[r.cell_id], gsd), err_msg=r.patch_id)
-        assert (root[r.sensor]["mask"][int(r.row)] == 0).all()
+        assert (root[r.sensor][r.batch]["mask"][int(r.row)] == 0).all()
 
 
 def test_tile_scattered_cells_land_exactly(tmp_path):
@@ -107,4 +107,4 @@ def test_tile_scattered_cells_land_exactly(tmp_path):
     by_id = {c.id: c for c in scattered}
     assert len(idx) == 4
     for r in idx.itertuples():
-        np.testing.assert_array_equal(root["s2"]["data"][int(r.row)][0], expected(by_id[r.cell_id], 10.0))
+        np.testing.assert_array_equal(root["s2"][r.batch]["data"][int(r.row)][0], expected(by_id[r.cell_id], 10.0))

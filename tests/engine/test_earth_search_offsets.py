@@ -30,7 +30,7 @@ from spectralearth_data.engine.readers import SceneRef, read_scene
 from spectralearth_data.engine.readers.encoding import PLAUSIBLE_MIN_MEDIAN, ClearSample, scene_encoding
 from spectralearth_data.grid import Cell
 
-from .synth import plan_rows
+from .synth import batch_group, plan_rows
 
 FIX = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "stac" / "earth_search"
 EXTENT_M = 2560  # the synthesized COGs cover this much of the tile, from its top-left corner
@@ -198,7 +198,7 @@ def test_release_decodes_both_copies_to_the_truth_and_flags_a_mislabelled_one(ww
     l2a = serve_item(L2A, root, url, dn_offset=0)
     for it in (c1, l2a):
         store, warned = _tile_one(it, tmp_path, caplog)
-        ds = xr.open_zarr(store, group="s2", consolidated=False)  # plain CF decoding
+        ds = xr.open_zarr(store, group=batch_group(store, "s2"), consolidated=False)  # plain CF decoding
         np.testing.assert_allclose(ds["data"][0].values, truth(CELL_20EPT), atol=0.6e-4)
         assert warned == []
     # Element84/earth-search #71: a sentinel-2-l2a item saying boa_offset_applied: false whose

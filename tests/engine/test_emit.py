@@ -22,7 +22,7 @@ from spectralearth_data.engine.readers import SceneRef, read_scene
 from spectralearth_data.errors import InputDataError
 from spectralearth_data.masks import MaskFlag
 
-from .synth import demo_cells, item, plan_rows
+from .synth import batch_group, demo_cells, item, plan_rows
 
 FILL = -9999.0
 #: The recorded real CMR response of 3 EMITL2ARFL V001 granules (tests/data/fixtures/MANIFEST.md).
@@ -174,8 +174,8 @@ def test_emit_tiles_into_store(tmp_path):
     assert s.patches_written == 2
     assert validate(store) == []
     # plain xarray opens the float product and masks its fill value (CF missing_value)
-    raw = xr.open_zarr(store, group="emit", mask_and_scale=False)["data"].values
-    dec = xr.open_zarr(store, group="emit")["data"].values
+    raw = xr.open_zarr(store, group=batch_group(store, "emit"), mask_and_scale=False)["data"].values
+    dec = xr.open_zarr(store, group=batch_group(store, "emit"))["data"].values
     assert (raw == FILL).any() and np.isnan(dec[raw == FILL]).all()
     np.testing.assert_array_equal(dec[raw != FILL], raw[raw != FILL])
 

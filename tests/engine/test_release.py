@@ -19,6 +19,7 @@ from spectralearth_data.engine import TileConfig, tile
 from spectralearth_data.release.export import export
 from spectralearth_data.release.publish import publish
 from spectralearth_data.release.quicklook import quicklook
+from spectralearth_data.release.store import locations
 from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.errors import ReleaseError
 
@@ -51,8 +52,7 @@ def test_export_leaves_out_enmap_and_copies_shards_byte_for_byte(store, tmp_path
     for p in (store / "s2").rglob("*"):
         if p.is_file():
             assert _digest(p) == _digest(out / p.relative_to(store))
-    loc = gpd.read_parquet(out / "index" / "locations.parquet")
-    assert set(loc["sensors"]) == {"s2"}
+    assert set(locations(idx, 960)["sensors"]) == {"s2"}
     with pytest.raises(ReleaseError, match="already exists"):
         export(store, out)
 
@@ -72,8 +72,11 @@ def test_publish_writes_a_manifest_with_a_content_id(store, tmp_path):
 def test_publish_refuses_a_store_that_does_not_validate(store, tmp_path):
     copy = tmp_path / "r.zarr"
     shutil.copytree(store, copy)
-    (copy / "index" / "locations.parquet").unlink()
-    with pytest.raises(ReleaseError, match="not published.*locations"):
+    idx = gpd.read_parquet(copy / "index" / "patches")
+    r = idx[idx.sensor == "s2"].iloc[0]
+    for shard in (copy / "s2" / r.batch / "data" / "c").iterdir():  # committed data lost
+        shutil.rmtree(shard)
+    with pytest.raises(ReleaseError, match="not published.*sha256"):
         publish(copy, "x")
     assert not (copy / "release.json").exists()
 
@@ -92,12 +95,14 @@ def test_quicklook_draws_every_product_of_a_location(store, tmp_path):
 
 def test_release_opens_over_http_with_plain_xarray(store):
     """What a user of a release on object storage does: xarray + fsspec, none of our code."""
+    batch = gpd.read_parquet(store / "index" / "patches")["batch"].iloc[0]
     with serve(store.parent) as srv:
         url = f"{srv.url}/{store.name}"
-        ds = xr.open_zarr(url, group="s2")  # consolidated metadata: no folder listing needed
-        local = xr.open_zarr(store, group="s2", consolidated=False)
+        # a batch opens as a store of its own, with its consolidated metadata: no folder listing
+        ds = xr.open_zarr(f"{url}/s2/{batch}")
+        local = xr.open_zarr(store, group=f"s2/{batch}", consolidated=False)
         xr.testing.assert_identical(ds.load(), local.load())
-        idx = gpd.read_parquet(f"{url}/index/locations.parquet")
+        idx = gpd.read_parquet(f"{url}/index/patches/{batch}/part-s2-000000.parquet")
     assert len(idx) == 2
 
 
@@ -114,14 +119,14 @@ def test_every_product_group_opens_with_plain_xarray(tmp_path, sensor):
     spec = load_sensor(sensor)
     b0 = spec.bands[0]
     root = st.open_root(tmp_path / "s.zarr", 960)
-    st.ensure_group(root, spec, spec.bands, st.GroupLayout(sensor, len(spec.bands), 8, 2, group_dtype(spec.bands, sensor), b0.nodata))
-    st.reserve(root, sensor, 1)
+    st.ensure_group(root, spec, spec.bands, st.GroupLayout(sensor, len(spec.bands), 8, 2, group_dtype(spec.bands, sensor), b0.nodata), "b")
+    st.reserve(root, sensor, "b", 1)
     dn = np.asarray(b0.valid_range[0] + 1, dtype=b0.dtype)
-    root[sensor]["data"][1, :, :, :] = dn
-    st.consolidate(tmp_path / "s.zarr")  # as tile() does at the end of a run
+    root[sensor]["b"]["data"][1, :, :, :] = dn
+    st.consolidate_batch(root, sensor, "b")  # as tile() does at the end of a run
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ds = xr.open_zarr(tmp_path / "s.zarr", group=sensor)
+        ds = xr.open_zarr(tmp_path / "s.zarr" / sensor / "b")
         data = ds["data"].values
     assert np.isnan(data[0]).all()
     np.testing.assert_allclose(data[1], float(dn) * b0.scale + b0.offset, rtol=1e-6)
@@ -136,8 +141,6 @@ def test_an_empty_store_does_not_validate_and_is_not_published(tmp_path):
 
     empty = tmp_path / "empty.zarr"
     st.open_root(empty, 960, "empty")  # what `tile` of an empty plan used to leave behind
-    st.write_locations(empty, 960)
-    st.consolidate(empty)
     r = _cli("validate", empty)
     assert r.returncode == 1 and f"{empty}: empty release: the index has no patches" in r.stdout, r.stdout
     assert "valid" not in r.stdout.replace("empty release", "")
@@ -155,7 +158,11 @@ def test_publish_does_not_rename_a_published_release_unless_asked(store, tmp_pat
     assert f"{copy}: already published as 'first'; publishing it as 'second' would rename the release" in line
     assert "--rename" in line and "--release-id first" in line
     assert (copy / "release.json").read_bytes() == before
-    publish(copy, "first")  # the same id again: refreshes the manifest
+    from spectralearth_data.release.versions import NothingNew
+
+    with pytest.raises(NothingNew, match="nothing new since v000001"):  # versions: nothing new, no new version
+        publish(copy, "first")
+    assert (copy / "release.json").read_bytes() == before
     r = _cli("publish", copy, "--release-id", "second", "--rename")
     assert r.returncode == 0, r.stderr
     assert json.loads((copy / "release.json").read_text())["release_id"] == "second"

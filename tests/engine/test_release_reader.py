@@ -37,9 +37,9 @@ def _writer_group(store, sensor: str, rows: int = 3):
     dtype = group_dtype(bands, sensor)
     fill = bands[0].nodata if bands[0].nodata is not None else 0
     root = st.open_root(store, 960)
-    st.ensure_group(root, spec, bands, st.GroupLayout(sensor, len(bands), P, K, dtype, fill))
+    st.ensure_group(root, spec, bands, st.GroupLayout(sensor, len(bands), P, K, dtype, fill), "b")
     n_shards = -(-rows // K)
-    st.reserve(root, sensor, n_shards)
+    st.reserve(root, sensor, "b", n_shards)
     rng = np.random.default_rng(0)
     lo, hi = bands[0].valid_range
     for shard in range(n_shards):
@@ -47,8 +47,8 @@ def _writer_group(store, sensor: str, rows: int = 3):
         mask = rng.integers(0, 4, size=(K, P, P), dtype=np.uint8)
         if shard == n_shards - 1 and rows % K:
             data[rows % K :], mask[rows % K :] = fill, 1
-        st.write_shard(store, sensor, shard, data, mask)
-    return root[sensor]
+        st.write_shard(store, sensor, "b", shard, data, mask)
+    return root[sensor]["b"]
 
 
 @pytest.mark.parametrize("sensor", sensor_names())
@@ -57,7 +57,7 @@ def test_the_fast_reader_serves_every_array_the_writer_creates(tmp_path, sensor)
     fails (rather than the loader silently falling back to zarr's ~7x slower path)."""
     grp = _writer_group(tmp_path / "s.zarr", sensor)
     for var in ("data", "mask"):
-        reader = open_chunk_reader(tmp_path / "s.zarr" / sensor / var)
+        reader = open_chunk_reader(tmp_path / "s.zarr" / sensor / "b" / var)
         assert reader is not None, f"{sensor}/{var}: the writer's layout is not one the fast reader reads"
         for i in range(grp[var].shape[0]):
             np.testing.assert_array_equal(reader.read(i), grp[var][i])
@@ -74,7 +74,7 @@ def test_a_writer_codec_the_fast_reader_cannot_decode_fails_the_layout_check(tmp
     monkeypatch.setattr(layout, "COMPRESSORS", ({"name": "gzip", "configuration": {"level": 1}},))
     assert not shards.reads_writer_layout()
     _writer_group(tmp_path / "s.zarr", "s2", rows=2)
-    assert open_chunk_reader(tmp_path / "s.zarr" / "s2" / "data") is None
+    assert open_chunk_reader(tmp_path / "s.zarr" / "s2" / "b" / "data") is None
 
 
 def test_index_reads_check_part_metadata_only_where_the_writer_is_assumed(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -12,6 +13,8 @@ import pytest
 import xarray as xr
 
 from spectralearth_data.engine import TileConfig, tile
+from spectralearth_data.grid import parse_cell_id
+from spectralearth_data.release.store import locations
 from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.errors import InputDataError
 from spectralearth_data.schema import INDEX_COLUMNS, LOCATION_COLUMNS
@@ -51,25 +54,35 @@ def test_tile_writes_every_patch_and_validates(release):
 
 
 def test_release_readable_with_plain_xarray_and_geopandas(release):
-    _, _, store, _ = release
+    _, _, store, summary = release
     idx = gpd.read_parquet(store / "index" / "patches")
     assert list(idx.columns) == list(INDEX_COLUMNS) and len(idx) == 8
     assert set(idx["licence"]) == {"enmap-data-licence", "copernicus-open"}
     assert not idx.loc[idx.sensor == "enmap", "redistributable"].any()
-    loc = gpd.read_parquet(store / "index" / "locations.parquet")
+    # layout 2: no locations table in the store (publish derives it per version); the same table
+    # is derived from the index
+    assert not (store / "index" / "locations.parquet").exists()
+    loc = locations(idx, 960)
     assert list(loc.columns) == list(LOCATION_COLUMNS) and len(loc) == 4
     assert set(loc["sensors"]) == {"enmap+s2"}
-    ds = xr.open_zarr(store, group="s2", consolidated=False)
+    # georeferenced rows: the cell's CRS and the patch grid's affine transform
+    s2 = idx[idx.sensor == "s2"].iloc[0]
+    cell = parse_cell_id(s2.cell_id, 960)
+    assert int(s2.epsg) == cell.epsg and set(idx["batch"]) == {summary.batch}
+    a, b, c, d, e, f = json.loads(s2["transform"])
+    assert (a, b, d, e) == (10.0, 0.0, 0.0, -10.0) and (c, f) == (cell.bounds[0], cell.bounds[3])
+    # a plain xarray user opens a batch's group: <sensor>/<batch>
+    ds = xr.open_zarr(store, group=f"s2/{summary.batch}", consolidated=False)
     assert ds["data"].dims == ("patch", "band", "y", "x") and ds["data"].shape[1:] == (12, 96, 96)
     assert ds["data"].encoding["shards"] == (3, 12, 96, 96) and ds["data"].encoding["chunks"] == (1, 12, 96, 96)
     assert ds["wavelength"].values[3] == pytest.approx(664.6, abs=0.01)
     r = idx[idx.sensor == "s2"].iloc[0]
     # CF decoding gives reflectance: (DN - 1000) / 10000
-    raw = xr.open_zarr(store, group="s2", consolidated=False, mask_and_scale=False)["data"][int(r.row)].values
+    raw = xr.open_zarr(store, group=f"s2/{r.batch}", consolidated=False, mask_and_scale=False)["data"][int(r.row)].values
     dec = ds["data"][int(r.row)].values
     np.testing.assert_allclose(dec, raw * 1e-4 - 0.1, atol=1e-6)
     assert hashlib.sha256(raw.tobytes()).hexdigest() == r.sha256
-    en = xr.open_zarr(store, group="enmap", consolidated=False)
+    en = xr.open_zarr(store, group=f"enmap/{summary.batch}", consolidated=False)
     assert en["data"].shape[1:] == (224, 32, 32) and en["wavelength"].shape == (224,)
 
 
@@ -175,7 +188,36 @@ def test_small_scenes_share_shards_so_the_array_stays_dense(tmp_path):
     assert again.patches_written == 2 and again.patches_skipped == 3
     idx = gpd.read_parquet(store / "index" / "patches")
     assert len(idx) == 5 and validate(store) == []
-    assert zarr.open_group(str(store), mode="r", use_consolidated=False)["s2"]["data"].shape[0] == 12
+    assert set(idx["batch"]) == {again.batch}  # same plan: the same batch resumes
+    assert zarr.open_group(str(store), mode="r", use_consolidated=False)["s2"][again.batch]["data"].shape[0] == 12
+
+
+def test_partitions_tile_their_own_cells_into_their_own_batch_and_config_changes_are_refused(tmp_path):
+    """``partition``/``partition_cells``: each writer tiles only its cells into
+    ``<partition>-<plan digest>``; a resume with another tile config names the changed keys."""
+    from spectralearth_data.errors import ReleaseError
+
+    cells = demo_cells(2, 2)
+    plan = _plan(tmp_path, cells)
+    store = tmp_path / "p.zarr"
+    ids = sorted(plan["cell_id"].unique())
+    cfg = TileConfig(patches_per_shard=3, coreg=False)
+    one = tile(plan, store, scheduler="synchronous", progress=False, config=cfg, partition="p0", partition_cells=set(ids[:2]))
+    two = tile(plan, store, scheduler="synchronous", progress=False, config=cfg, partition="p1", partition_cells=set(ids[2:]))
+    assert one.batch.startswith("p0-") and two.batch.startswith("p1-") and one.batch != two.batch
+    assert one.patches_written == two.patches_written == 4
+    idx = gpd.read_parquet(store / "index" / "patches")
+    assert {b: set(g["cell_id"]) for b, g in idx.groupby("batch")} == {one.batch: set(ids[:2]), two.batch: set(ids[2:])}
+    assert validate(store) == []
+    with pytest.raises(ReleaseError, match=r"another config \(min_valid_fraction: 0.05 -> 0.5\)"):
+        tile(plan, store, scheduler="synchronous", progress=False, partition="p0", partition_cells=set(ids[:2]),
+             config=TileConfig(patches_per_shard=3, coreg=False, min_valid_fraction=0.5))
+    # every object a writer created is under its batch (arrays, parts, lease, record) or shared
+    # create-only metadata (the root and sensor groups)
+    files = {str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()}
+    shared = {"zarr.json", "s2/zarr.json", "enmap/zarr.json"}
+    for f in files - shared:
+        assert one.batch in f or two.batch in f, f
 
 
 def test_the_tiling_cluster_starts_workers_with_its_malloc_settings(monkeypatch):

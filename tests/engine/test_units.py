@@ -18,7 +18,7 @@ from spectralearth_data.engine import tile
 from spectralearth_data.release.validate import validate_store as validate
 from spectralearth_data.masks import MaskFlag
 
-from .synth import cover_transform, demo_cells, plan_rows, write_tif
+from .synth import batch_group, cover_transform, demo_cells, plan_rows, write_tif
 
 
 def _constant_scene(d, sensor, cells, dn: int, qa=None, qa_asset=None, qa_dtype=np.uint16):
@@ -33,7 +33,7 @@ def _constant_scene(d, sensor, cells, dn: int, qa=None, qa_asset=None, qa_dtype=
 
 
 def _decoded(store, sensor, row):
-    ds = xr.open_zarr(store, group=sensor, consolidated=False)  # plain xarray: CF mask_and_scale
+    ds = xr.open_zarr(store, group=batch_group(store, sensor), consolidated=False)  # plain xarray: CF mask_and_scale
     return ds["data"][row].values, ds["data"].attrs
 
 
@@ -60,7 +60,7 @@ def test_landsat_sr_and_st_decode_to_reflectance_and_kelvin(tmp_path):
     kelvin, a = _decoded(store, "lst", 0)
     assert a["units"] == "kelvin"
     np.testing.assert_allclose(kelvin, 44000 * 0.00341802 + 149.0, rtol=1e-6)  # 299.39 K
-    m = xr.open_zarr(store, group="landsat", consolidated=False)["mask"][0].values
+    m = xr.open_zarr(store, group=batch_group(store, "landsat"), consolidated=False)["mask"][0].values
     assert (m[:4] == MaskFlag.CLOUD).all() and (m[4:6] == MaskFlag.CLOUD_SHADOW).all()
     assert (m[12:, :2] == MaskFlag.WATER).all() and (m[6:, 2:] == 0).all()
     idx = gpd.read_parquet(store / "index" / "patches").set_index("sensor")

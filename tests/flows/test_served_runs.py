@@ -58,7 +58,7 @@ def _plan_cells(served: PrefectServer, n: int) -> list[str]:
 
 
 def _index(store: Path) -> pd.DataFrame:
-    parts = sorted((store / "index" / "patches").glob("part-*.parquet"))
+    parts = sorted((store / "index" / "patches").glob("*/part-*.parquet"))
     if not parts:
         return pd.DataFrame(columns=["patch_id", "cell_id", "sensor", "row", "sha256"])
     idx = pd.concat([pd.read_parquet(p, columns=["patch_id", "cell_id", "sensor", "row", "sha256"]) for p in parts])
@@ -138,7 +138,7 @@ def _kill_run_after_its_first_part(server: PrefectServer, release: str, store: P
     run = wait_for(lambda: _run_by_release(server, "curate/region", "release", release), 120,
                    f"the curate run of {release}", interval=0.5)
     pids = wait_for(lambda: _flow_run_processes(run.id), 300, f"the process of flow run {run.id}")
-    wait_for(lambda: list((store / "index" / "patches").glob("part-*.parquet")), 600,
+    wait_for(lambda: list((store / "index" / "patches").glob("*/part-*.parquet")), 600,
              f"a first index part in {store}", interval=0.1)
     assert os.getpid() not in pids
     for pid in pids:

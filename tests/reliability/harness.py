@@ -46,7 +46,7 @@ def start_cli(*args: str, env: dict[str, str] | None = None, log: Path | None = 
 def fingerprint(store: Path) -> dict[str, str]:
     """patch_id -> sha256 of every indexed patch of ``store`` (empty if there is no index yet)."""
     parts = Path(store) / "index" / "patches"
-    if not parts.is_dir() or not any(parts.glob("part-*.parquet")):
+    if not parts.is_dir() or not any(parts.glob("*/part-*.parquet")):
         return {}
     idx = gpd.read_parquet(parts)
     assert idx["patch_id"].is_unique, "duplicate patch ids in the index"

@@ -21,16 +21,23 @@ def _tile_args(plan, store):
 
 
 def test_a_held_lock_stops_a_second_writer_and_loses_nothing(demo, tmp_path):
+    """The writer lease of the plan's batch (layout 2: one per batch) held by another writer."""
+    from spectralearth_data.lock import active_writers, batch_lease
+    from spectralearth_data.release.reader import part_paths
+    from spectralearth_data.release.storage import open_location
+
     store = copy_store(demo.clean_store, tmp_path / "r.zarr")
     before = fingerprint(store)
-    with release_lock(store):
-        assert is_locked(store)
+    loc = open_location(store)
+    batch = part_paths(store)[0].batch
+    with batch_lease(loc, batch):
+        assert active_writers(loc) == [batch]
         with pytest.raises(ReleaseError, match="another curate/tile run is writing"):
             tile(demo.small_plan, store, scheduler="synchronous", progress=False)
         r = run_cli(*_tile_args(demo.small_plan, store))
         line = one_line_error(r)
         assert str(store) in line
-    assert not is_locked(store)
+    assert active_writers(loc) == []
     after = fingerprint(store)
     assert after == before and validate(store) == []
     LEDGER.record("concurrency", "held lock", injected=1, survived=True, lost=lost(before, after))
@@ -77,19 +84,28 @@ def test_two_tile_runs_at_once_on_one_store(demo, tmp_path, fresh):
                   survived=True, lost=lost(before, after) + lost(demo.clean, after))
 
 
-def test_a_new_store_is_created_in_the_locked_folder_itself(tmp_path):
-    """The lock is a flock on the store folder, so creating the store must not replace that
-    folder (zarr's mode="w" deletes and re-creates it): a second writer starting meanwhile would
-    lock the new folder and both would write."""
+def test_batch_leases_refuse_a_second_writer_of_a_batch_and_never_block_other_batches(tmp_path):
+    """Layout 2: the writer lock is per batch (a lease object + a flock), not per release. A
+    second writer of the same batch is refused while the first holds it; a writer of another
+    batch of the same release is not; a lease left by a dead holder is taken over."""
+    import json
     import os
 
-    from spectralearth_data.release import store as st
+    from spectralearth_data.lock import active_writers, batch_lease
+    from spectralearth_data.release.storage import open_location
 
-    store = tmp_path / "new.zarr"
-    with st.writer_lock(store):
-        inode = os.stat(store).st_ino
-        root = st.open_root(store, 960)
-        assert os.stat(store).st_ino == inode and root.attrs["cell_m"] == 960
-        assert is_locked(store)  # what another process sees: still the locked folder
-        with pytest.raises(ReleaseError, match="another curate/tile run is writing"), st.writer_lock(store):
+    loc = open_location(tmp_path / "r.zarr")
+    with batch_lease(loc, "p0-abc"):
+        assert active_writers(loc) == ["p0-abc"]
+        with pytest.raises(ReleaseError, match="another curate/tile run is writing batch p0-abc"), \
+                batch_lease(loc, "p0-abc"):
             pass
+        with batch_lease(loc, "p1-abc"):  # another partition: no conflict
+            assert active_writers(loc) == ["p0-abc", "p1-abc"]
+    assert active_writers(loc) == [] and not (tmp_path / "r.zarr" / "index/leases/p0-abc.json").exists()
+    # a lease object left by a writer killed with kill -9 (its pid is gone, its flock released)
+    dead = {"writer": "x", "host": os.uname().nodename, "pid": 2**22 + 1, "expires_unix": 4e9}
+    loc.put("index/leases/p0-abc.json", json.dumps(dead).encode())
+    with batch_lease(loc, "p0-abc") as me:
+        assert json.loads(loc.get("index/leases/p0-abc.json"))["writer"] == me
+

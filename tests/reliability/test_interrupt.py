@@ -17,7 +17,7 @@ from .harness import CLI, cli_env, fingerprint, run_cli
 
 
 def _parts(store: Path) -> int:
-    return len(list((store / "index" / "patches").glob("part-*.parquet")))
+    return len(list((store / "index" / "patches").glob("*/part-*.parquet")))
 
 
 def test_ctrl_c_during_tile_prints_one_line_and_the_rerun_resumes(demo, tmp_path):

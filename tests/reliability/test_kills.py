@@ -41,11 +41,11 @@ def _wait_for(proc, cond, timeout: float = 120) -> bool:
 
 
 def _shard_files(store: Path) -> int:
-    return sum(1 for p in store.glob("*/data/c/**/*") if p.is_file())
+    return sum(1 for p in store.glob("*/*/data/c/**/*") if p.is_file())
 
 
 def _parts(store: Path) -> int:
-    return len(list((store / "index" / "patches").glob("part-*.parquet")))
+    return len(list((store / "index" / "patches").glob("*/part-*.parquet")))
 
 
 def _kill_search(rng, demo, tmp: Path) -> tuple[int, bool, int]:

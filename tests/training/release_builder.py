@@ -8,6 +8,7 @@ values are synthesized (uniform draws inside each band's valid range) and say so
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,9 +19,11 @@ import zarr
 from spectralearth_data.catalog import load_sensor
 from spectralearth_data.grid import cell_for
 from spectralearth_data.masks import MaskFlag
-from spectralearth_data.schema import INDEX_COLUMNS, LOCATION_COLUMNS
+from spectralearth_data.schema import INDEX_COLUMNS
 
 CELL_M = 960
+#: The one batch (writer) of a built release (layout 2: arrays at <sensor>/<batch>/).
+BATCH = "all-builder000"
 #: Demo-region-like cells near Potsdam (UTM 33N).
 ANCHOR_LONLAT = (13.06, 52.39)
 
@@ -67,7 +70,8 @@ def write_release(
             if not (name == sensors[-1] and ci % 3 == 2 and len(sensors) > 1)
         ]
         n = len(entries)
-        grp = root.create_group(name)
+        # layout 2: the product's arrays live in a batch group, <sensor>/<batch>
+        grp = root.create_group(name).create_group(BATCH)
         fill = b0.nodata
         data = grp.create_array(
             "data", shape=(n, len(bands), px, px), chunks=(1, len(bands), px, px),
@@ -113,19 +117,15 @@ def write_release(
                 "coreg_shift_px": np.nan,
                 "sha256": hashlib.sha256(np.ascontiguousarray(block[r]).tobytes()).hexdigest(),
                 "pipeline_version": "tests/training/release_builder", "licence": spec.licence.id,
-                "redistributable": spec.licence.redistributable, "geometry": cell.polygon_lonlat(),
+                "redistributable": spec.licence.redistributable, "batch": BATCH, "epsg": cell.epsg,
+                "transform": json.dumps([spec.gsd_m, 0.0, cell.bounds[0], 0.0, -spec.gsd_m, cell.bounds[3]]),
+                "geometry": cell.polygon_lonlat(),
             })
         data[...] = block
         mask[...] = mblock
     idx = gpd.GeoDataFrame(pd.DataFrame(rows)[list(INDEX_COLUMNS)], geometry="geometry", crs=4326)
-    (path / "index" / "patches").mkdir(parents=True)
-    idx.to_parquet(path / "index" / "patches" / "part-00000.parquet")
-    loc = idx.groupby("cell_id").agg(sensors=("sensor", lambda s: "+".join(sorted(set(s)))),
-                                      geometry=("geometry", "first")).reset_index()
-    loc["cell_m"] = cell_m
-    loc["epsg"] = cells[0].epsg
-    gpd.GeoDataFrame(loc[list(LOCATION_COLUMNS)], geometry="geometry", crs=4326).to_parquet(
-        path / "index" / "locations.parquet")
+    (path / "index" / "patches" / BATCH).mkdir(parents=True)
+    idx.to_parquet(path / "index" / "patches" / BATCH / "part-00000.parquet")
     root.attrs.update({"release_id": release_id, "cell_m": cell_m, "sensors": list(sensors),
                        "synthesized": "seeded test data, not real scenes"})
     return path

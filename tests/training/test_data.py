@@ -13,6 +13,7 @@ import zarr
 
 from spectralearth_data.catalog import load_sensor
 from spectralearth_data.errors import ReleaseError
+from release_builder import BATCH
 from spectralearth_data.masks import MaskFlag
 from spectralearth_model.data import (
     AlignedAugment,
@@ -54,7 +55,7 @@ def test_sample_shapes_units_and_catalog_bands(ds, release, sensor):
         np.testing.assert_allclose(s["wavelength"].numpy(), [b.wavelength_nm for b in usable], rtol=1e-6)
         np.testing.assert_allclose(s["fwhm"].numpy(), [b.fwhm_nm for b in usable], rtol=1e-6)
     # physical units: the stored integers of row 2 through the catalog's scale and offset
-    raw = zarr.open_group(str(release), mode="r")[sensor]["data"][2]
+    raw = zarr.open_group(str(release), mode="r")[sensor][BATCH]["data"][2]
     keep = [i for i, b in enumerate(spec.bands) if b.usable]
     expect = raw[keep].astype(np.float64) * usable[0].scale + usable[0].offset
     np.testing.assert_allclose(s["data"].numpy(), expect, rtol=1e-5, atol=1e-5 * abs(usable[0].offset) + 1e-6)
@@ -76,7 +77,7 @@ def test_nodata_becomes_zero_with_mask_bit(ds, sensors):
 def test_locations_pick_the_acquisition_nearest_the_anchor(ds, release, sensors):
     import pandas as pd
 
-    idx = pd.read_parquet(next((release / "index" / "patches").glob("part-*.parquet")))
+    idx = pd.read_parquet(next((release / "index" / "patches").glob("*/part-*.parquet")))
     loc = ds.locations.iloc[3]
     for sensor in sensors:
         cand = idx[(idx.cell_id == loc.cell_id) & (idx.sensor == sensor)]

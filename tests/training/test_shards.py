@@ -16,11 +16,18 @@ from spectralearth_model.data import ReleaseDataset
 
 
 def _arrays(store: Path):
+    """(folder relative to the store, name, array) of every patch array: ``<sensor>/data`` (layout 1)
+    or ``<sensor>/<batch>/data`` (layout 2)."""
     root = zarr.open_group(str(store), mode="r")
     for sensor, grp in root.groups():
-        if "data" in grp:
-            yield sensor, "data", grp["data"]
-            yield sensor, "mask", grp["mask"]
+        groups = [(sensor, grp)] if "data" in grp else [(f"{sensor}/{b}", g) for b, g in grp.groups() if "data" in g]
+        for folder, g in groups:
+            yield folder, "data", g["data"]
+            yield folder, "mask", g["mask"]
+
+
+def _first_array(store: Path, sensor: str, name: str) -> Path:
+    return min(p.parent for p in (store / sensor).rglob(f"{name}/zarr.json"))
 
 
 @pytest.mark.parametrize("which", ["engine", "builder"])
@@ -71,11 +78,12 @@ def test_other_layouts_are_left_to_zarr(tmp_path, kind):
 def test_a_torn_shard_index_is_a_clear_error(engine_release, tmp_path):
     store = tmp_path / "copy.zarr"
     shutil.copytree(engine_release, store)
-    shard = next(p for p in (store / "s2" / "data" / "c").rglob("*") if p.is_file())
+    data = _first_array(store, "s2", "data")
+    shard = next(p for p in (data / "c").rglob("*") if p.is_file())
     raw = bytearray(shard.read_bytes())
     raw[-5] ^= 0xFF  # one bit pattern of the index changed: its crc32c no longer matches
     shard.write_bytes(bytes(raw))
-    reader = open_chunk_reader(store / "s2" / "data")
+    reader = open_chunk_reader(data)
     with pytest.raises(ReleaseError, match=r"shard index does not match its crc32c"):
         reader.read(0)
 
