@@ -1,8 +1,10 @@
 """Frozen-encoder evaluation of SpectralEarth-FM (PANGAEA-style), on CPU or GPU.
 
-``evaluate(checkpoint, tasks, head, out) -> report path`` runs the trained checkpoint and two
-baselines (a random-init encoder and raw spectra + PCA + linear) on each task. Tasks are the
-built-in real EnMAP task or task folders in the layouts documented in TASKS.md (next to this file).
+``evaluate(checkpoint, tasks, head, out) -> report path`` runs the trained checkpoint and three
+baselines (a random-init encoder, raw bands pooled to the token grid + PCA + the same head, and raw
+spectra per pixel + PCA + linear) on each task, plus a sub-token head for segmentation, with
+bootstrap 95 % intervals. Tasks are the built-in real EnMAP tasks or task folders in the layouts
+documented in TASKS.md (next to this file).
 """
 
 from .harness import EvalOptions, EvaluationError, evaluate, freeze, load_checkpoint

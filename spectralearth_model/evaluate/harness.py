@@ -1,19 +1,30 @@
 """The frozen-encoder evaluation harness (PANGAEA-style), device-agnostic.
 
-``evaluate(checkpoint, tasks, head, out)`` runs, on every task and in the same run, three methods:
+``evaluate(checkpoint, tasks, head, out)`` runs, on every task and in the same run, four methods:
 
 * ``checkpoint``: the trained encoder, frozen (eval mode, ``requires_grad=False``, ``no_grad``);
 * ``random-init``: an encoder of the same configuration with freshly initialised weights (seeded);
-* ``pca-spectra``: raw spectra (per pixel for segmentation, the mean valid spectrum per image
-  otherwise), standardised, PCA, then a linear probe: the "no deep features" floor.
+* ``pca-token`` (segmentation): raw bands average-pooled (valid pixels only) to the encoder's
+  token grid, standardised, PCA, then the *same* head as the encoders: the "no deep features"
+  floor at the encoders' own resolution (120 m tokens for a 30 m EnMAP task);
+* ``pca-pixel``: raw spectra per pixel (segmentation; the mean valid spectrum per image
+  otherwise), standardised, PCA, then a linear probe: the floor at the label resolution.
 
-Encoder features: segmentation uses ``forward_intermediates`` (each stage upsampled to the label
-grid and concatenated for the linear / k-NN probes, or fed to the light UPerNet head);
-image-level tasks use the pooled ``forward_features``. Only heads are fitted; the encoders never
-receive a gradient, and a sha256 of their weights taken before and after the run proves it.
-Everything is seeded; the device is CUDA when present, else CPU (``EvalOptions.device``).
-A task whose sensor the model lacks but which is hyperspectral goes through the model's
-hyperspectral input closest in GSD (the tokenizer reads the task's own wavelengths/FWHM).
+Segmentation heads on token maps: ``linear`` / ``knn`` per pixel on the stages upsampled
+(bilinear) to the label grid; ``upernet``, a light UPerNet decoder; and ``subtoken``, a learned
+pixel-shuffle from token to label resolution (each token predicts its ``r x r`` pixels). Every
+segmentation run adds the ``subtoken`` rows next to the head asked for, so an encoder is also
+compared at the label resolution by a head that can resolve inside a token. Image-level tasks
+use the pooled ``forward_features`` (pooling tokens of raw bands equals the mean spectrum, so
+``pca-pixel`` is already at the encoders' resolution there and ``pca-token`` is not run).
+
+Every metric comes with a percentile-bootstrap 95 % interval over the test set: resampling
+labelled pixels when the split is by pixel, whole tiles/images when it is by tile/image.
+Only heads are fitted; the encoders never receive a gradient, and a sha256 of their weights
+taken before and after the run proves it. Everything is seeded; the device is CUDA when present,
+else CPU (``EvalOptions.device``). A task whose sensor the model lacks but which is hyperspectral
+goes through the model's hyperspectral input closest in GSD (the tokenizer reads the task's own
+wavelengths/FWHM).
 """
 
 from __future__ import annotations
@@ -37,7 +48,9 @@ from . import heads as H
 from . import metrics as M
 from .tasks import IGNORE, Sample, TaskAdapter, TaskError, describe, load_task
 
-METHODS = ("checkpoint", "random-init", "pca-spectra")
+#: The methods of a run, in report order (``pca-token`` on segmentation tasks only).
+METHODS = ("checkpoint", "random-init", "pca-token", "pca-pixel")
+ENCODER_METHODS = ("checkpoint", "random-init")
 
 
 class EvaluationError(SpectralEarthError):
@@ -55,6 +68,12 @@ class EvalOptions:
     #: PCA components of the raw-spectra baseline.
     pca_components: int = 16
     upernet_steps: int = 200
+    #: Training steps of the sub-token (pixel-shuffle) head.
+    subtoken_steps: int = 300
+    #: Add the sub-token head rows on segmentation tasks (besides the head asked for).
+    subtoken_rows: bool = True
+    #: Bootstrap replicates of the 95 % intervals (0: no intervals).
+    bootstrap: int = 1000
     device: str | None = None
     #: Raise if the checkpoint is not of this preset (None: accept any).
     expect_preset: str | None = None
@@ -65,7 +84,7 @@ class EvalOptions:
 
 @dataclass
 class MethodResult:
-    """One (task, method) row of the report."""
+    """One (task, method, head) row of the report."""
 
     task: str
     method: str
@@ -76,6 +95,14 @@ class MethodResult:
     n_test: int
     seconds: float
     per_class: list[float] = field(default_factory=list)
+    #: What the head was fed, with its resolution (e.g. "encoder tokens, 120 m").
+    features: str = ""
+    #: ``{metric: (low, high)}``, percentile bootstrap at 95 %; empty if not computed.
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: What the bootstrap resampled: ``pixel``, ``tile`` or ``image``.
+    ci_unit: str = ""
+    #: Scored test units: labelled pixels (segmentation) or images.
+    n_test_pixels: int = 0
 
 
 # -- checkpoint ----------------------------------------------------------------------------------
@@ -225,6 +252,74 @@ def mean_spectrum(s: Sample) -> np.ndarray:
     return s.image[:, valid].mean(1) if valid.any() else np.zeros(len(s.image), np.float32)
 
 
+class EncoderMaps:
+    """A frozen encoder as a map source: samples -> its multi-scale token maps (finest first)."""
+
+    def __init__(self, encoder: torch.nn.Module, batcher: Batcher) -> None:
+        self.encoder, self.batcher = encoder, batcher
+
+    def __call__(self, samples: list[Sample]) -> list[torch.Tensor]:
+        return dense_maps(self.encoder, self.batcher(samples), samples[0].image.shape[-2:])
+
+
+def pool_to_tokens(samples: list[Sample], patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw bands averaged over the valid pixels of each ``patch x patch`` token cell.
+
+    Returns ``(B, C, ceil(H/patch), ceil(W/patch))`` means (0 where a cell has no valid pixel)
+    and the ``(B, h, w)`` mask of cells with at least one valid pixel; the grid is the encoder's
+    token grid over the same image (``dense_maps`` crops to the same ``ceil``).
+    """
+    img = torch.from_numpy(np.stack([s.image for s in samples]))
+    valid = torch.from_numpy(~np.stack([s.nodata for s in samples]))[:, None].float()
+    h, w = img.shape[-2:]
+    pad = (0, _round_up(w, patch) - w, 0, _round_up(h, patch) - h)
+    total = F.avg_pool2d(F.pad(img * valid, pad), patch)
+    count = F.avg_pool2d(F.pad(valid, pad), patch)
+    return total / count.clamp_min(1e-12), count[:, 0] > 0
+
+
+class TokenPCA:
+    """Raw bands pooled to the encoder's token grid, standardised, PCA: a map source like an encoder.
+
+    Args:
+        patch: image pixels per token side (``cfg.patch_px`` of the model input the task uses).
+        n_components: PCA components (at most the bands and the training tokens).
+    """
+
+    def __init__(self, patch: int, n_components: int, seed: int = 0) -> None:
+        self.patch, self.n_components, self.seed = patch, n_components, seed
+        self.pipeline = None
+
+    def fit(self, task: TaskAdapter, batch_size: int) -> TokenPCA:
+        """Fit the standardisation and PCA on the valid tokens of the train split."""
+        from sklearn.decomposition import PCA
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        rows = []
+        for samples in iter_samples(task, "train", batch_size):
+            mean, ok = pool_to_tokens(samples, self.patch)
+            rows.append(mean.permute(0, 2, 3, 1)[ok].numpy())
+        x = np.concatenate(rows)
+        if len(x) == 0:
+            raise TaskError(f"task {task.info.name!r}: the train split has no valid pixels")
+        n = min(self.n_components, *x.shape)
+        self.pipeline = make_pipeline(StandardScaler(), PCA(n, random_state=self.seed))
+        with H.single_thread():
+            self.pipeline.fit(x)
+        return self
+
+    def __call__(self, samples: list[Sample]) -> list[torch.Tensor]:
+        mean, _ = pool_to_tokens(samples, self.patch)
+        b, c, h, w = mean.shape
+        with H.single_thread():
+            z = self.pipeline.transform(mean.permute(0, 2, 3, 1).reshape(-1, c).numpy())
+        return [torch.from_numpy(z.astype(np.float32)).reshape(b, h, w, -1).permute(0, 3, 1, 2).contiguous()]
+
+
+MapSource = Callable[[list[Sample]], list[torch.Tensor]]
+
+
 # -- one method on one task ----------------------------------------------------------------------
 
 
@@ -253,32 +348,60 @@ def _vector_fitter(head: str, kind: str, seed: int, pca: int | None) -> FitFn:
     return fit
 
 
-def _segmentation(task, method, encoder, batcher, head, opts, rng) -> tuple[dict[str, float], list[float]]:
-    """Per-pixel probes (linear / k-NN), or the UPerNet head, on one segmentation task."""
+@dataclass
+class Scores:
+    """What one method scored on a task: the metrics, per-class scores and the bootstrap inputs."""
+
+    metrics: dict[str, float]
+    per_class: list[float]
+    ci: dict[str, tuple[float, float]]
+    n_scored: int
+
+
+def _segmentation_scores(cms: list[np.ndarray], k: int, unit: str, opts: EvalOptions) -> Scores:
+    """Pooled metrics of per-test-sample confusion matrices, and their bootstrap intervals."""
+    stack = np.stack(cms) if cms else np.zeros((1, k, k), np.int64)
+    cm = stack.sum(0)
+    ci = {}
+    if opts.bootstrap > 0:
+        ci = M.bootstrap_confusion(stack, "pixel" if unit == "pixel" else "sample", opts.bootstrap, opts.seed)
+    return Scores(M.class_metrics(cm), M.iou_per_class(cm).tolist(), ci, int(cm.sum()))
+
+
+def _segmentation(task, source: MapSource | None, batcher, head, opts, rng) -> Scores:
+    """Per-pixel probes (linear / k-NN) or a map head (UPerNet, sub-token) on one segmentation task.
+
+    ``source`` gives token maps (an encoder, or :class:`TokenPCA`); ``None`` is the per-pixel
+    raw-spectra baseline (standardise, PCA, linear).
+    """
     k = len(task.info.classes)
     device = batcher.device
+    cms: list[np.ndarray] = []
+    if head in H.MAP_HEADS:
+        if source is None:
+            raise EvaluationError(f"head {head!r} decodes token maps; the per-pixel baseline has none")
+        cache, targets = [], []
+        for samples in iter_samples(task, "train", opts.batch_size):
+            cache.append([m.cpu() for m in source(samples)])
+            targets.append(torch.from_numpy(np.stack([s.target for s in samples])))
+        if head == "upernet":
+            dec = H.train_upernet(cache, targets, k, steps=opts.upernet_steps, seed=opts.seed, device=device)
+        else:
+            factor = batcher.cfg.patch_px(batcher.sensor)
+            dec = H.train_subtoken(cache, targets, k, factor, steps=opts.subtoken_steps, seed=opts.seed,
+                                   device=device)
+        for samples in iter_samples(task, "test", opts.batch_size):
+            hw = samples[0].target.shape
+            with torch.no_grad():
+                pred = dec([m.to(device) for m in source(samples)], hw).argmax(1).cpu().numpy()
+            cms += [M.confusion(s.target, p, k, IGNORE) for s, p in zip(samples, pred)]
+        return _segmentation_scores(cms, k, task.info.split_unit, opts)
 
     def features(samples: list[Sample]) -> torch.Tensor:
         hw = samples[0].target.shape
-        if encoder is None:  # raw spectra
+        if source is None:  # raw spectra
             return torch.from_numpy(np.stack([s.image for s in samples]))
-        return pixel_features(dense_maps(encoder, batcher(samples), hw), hw).cpu()
-
-    cm = np.zeros((k, k), np.int64)
-    if head == "upernet" and encoder is not None:
-        cache, targets = [], []
-        for samples in iter_samples(task, "train", opts.batch_size):
-            hw = samples[0].target.shape
-            cache.append([m.cpu() for m in dense_maps(encoder, batcher(samples), hw)])
-            targets.append(torch.from_numpy(np.stack([s.target for s in samples])))
-        dec = H.train_upernet(cache, targets, k, steps=opts.upernet_steps, seed=opts.seed, device=device)
-        for samples in iter_samples(task, "test", opts.batch_size):
-            hw = samples[0].target.shape
-            maps = dense_maps(encoder, batcher(samples), hw)
-            with torch.no_grad():
-                pred = dec(maps, hw).argmax(1).cpu().numpy()
-            cm += M.confusion(np.stack([s.target for s in samples]), pred, k, IGNORE)
-        return M.class_metrics(cm), M.iou_per_class(cm).tolist()
+        return pixel_features([m.to(device) for m in source(samples)], hw).cpu()
 
     # at most ~max_train_pixels feature vectors are ever held: a seeded per-image quota
     quota = max(1, math.ceil(opts.max_train_pixels / max(1, len(task.ids("train")))))
@@ -297,18 +420,18 @@ def _segmentation(task, method, encoder, batcher, head, opts, rng) -> tuple[dict
     if len(x) > opts.max_train_pixels:
         keep = rng.choice(len(x), opts.max_train_pixels, replace=False)
         x, y = x[keep], y[keep]
-    pca = opts.pca_components if encoder is None else None
-    predict = _vector_fitter("linear" if encoder is None else head, "segmentation", opts.seed, pca)(x, y)
+    pca = opts.pca_components if source is None else None
+    predict = _vector_fitter("linear" if source is None else head, "segmentation", opts.seed, pca)(x, y)
     for samples in iter_samples(task, "test", opts.batch_size):
         f = features(samples).permute(0, 2, 3, 1).numpy()
-        t = np.stack([s.target for s in samples])
-        sel = t != IGNORE
-        if sel.any():
-            cm += M.confusion(t[sel], predict(f[sel]), k, IGNORE)
-    return M.class_metrics(cm), M.iou_per_class(cm).tolist()
+        for fi, s in zip(f, samples):
+            sel = s.target != IGNORE
+            pred = predict(fi[sel]) if sel.any() else np.zeros(0, np.int64)
+            cms.append(M.confusion(s.target[sel], pred, k, IGNORE))
+    return _segmentation_scores(cms, k, task.info.split_unit, opts)
 
 
-def _image_level(task, method, encoder, batcher, head, opts) -> tuple[dict[str, float], list[float]]:
+def _image_level(task, encoder, batcher, head, opts) -> Scores:
     """Pooled-embedding probes on classification / multilabel / regression tasks."""
     kind = task.info.kind
 
@@ -333,33 +456,74 @@ def _image_level(task, method, encoder, batcher, head, opts) -> tuple[dict[str, 
         pca = make_pipeline(StandardScaler(), PCA(min(opts.pca_components, *x_tr.shape), random_state=opts.seed))
         x_tr, x_te = pca.fit_transform(x_tr), pca.transform(x_te)
     pred = H.fit_predict("linear" if encoder is None else head, kind, x_tr, y_tr, x_te, opts.seed)
+    n_boot, seed = opts.bootstrap, opts.seed
     if kind == "classification":
         k = max(len(task.info.classes), int(max(y_tr.max(), y_te.max(), pred.max())) + 1)
-        cm = M.confusion(y_te, pred, k)
-        return M.class_metrics(cm), M.f1_per_class(cm).tolist()
-    if kind == "multilabel":
-        return M.multilabel_metrics(y_te, pred), []
-    return M.regression_metrics(y_te, pred), []
+        cms = np.stack([M.confusion(t[None], p[None], k) for t, p in zip(y_te, pred)])
+        cm = cms.sum(0)
+        ci = M.bootstrap_confusion(cms, "sample", n_boot, seed) if n_boot > 0 else {}
+        return Scores(M.class_metrics(cm), M.f1_per_class(cm).tolist(), ci, len(y_te))
+    score = M.multilabel_metrics if kind == "multilabel" else M.regression_metrics
+    ci = M.bootstrap_rows(score, y_te, pred, n_boot, seed) if n_boot > 0 else {}
+    return Scores(score(y_te, pred), [], ci, len(y_te))
 
 
-def run_method(task, method: str, encoder, batcher, head: str, opts: EvalOptions, data: str = "") -> MethodResult:
-    """Evaluate one method (an encoder, or None for the raw-spectra baseline) on one task.
+def run_method(task, method: str, source, batcher, head: str, opts: EvalOptions, data: str = "") -> MethodResult:
+    """Evaluate one method on one task with one head.
 
-    ``data`` says what the method's features came from (printed in the report).
+    Args:
+        source: a frozen encoder (``torch.nn.Module``), a fitted :class:`TokenPCA` (segmentation),
+            or ``None`` for the per-pixel / mean-spectrum raw baseline (always a linear probe).
+        data: what the method's features came from (printed in the report).
     """
     t0 = time.perf_counter()
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
-    if task.info.kind == "segmentation":
-        scores, per_class = _segmentation(task, method, encoder, batcher, head, opts, rng)
+    info = task.info
+    if info.kind == "segmentation":
+        maps = EncoderMaps(source, batcher) if isinstance(source, torch.nn.Module) else source
+        scores = _segmentation(task, maps, batcher, head, opts, rng)
     else:
-        scores, per_class = _image_level(task, method, encoder, batcher, head, opts)
+        if source is not None and not isinstance(source, torch.nn.Module):
+            raise EvaluationError(f"task {info.name!r}: token-grid baselines are for segmentation tasks")
+        scores = _image_level(task, source, batcher, head, opts)
     d = describe(task)
     return MethodResult(
-        task=task.info.name, method=method, head=head if encoder is not None else f"pca{opts.pca_components}+linear",
-        metrics=scores, data=data or d["data_source"], n_train=d["n_train"], n_test=d["n_test"],
-        seconds=time.perf_counter() - t0, per_class=per_class,
+        task=info.name, method=method, head=head if source is not None else "linear",
+        metrics=scores.metrics, data=data or d["data_source"], n_train=d["n_train"], n_test=d["n_test"],
+        seconds=time.perf_counter() - t0, per_class=scores.per_class,
+        features=feature_note(method, info, batcher, opts.pca_components), ci=scores.ci,
+        ci_unit=info.split_unit if scores.ci else "", n_test_pixels=scores.n_scored,
     )
+
+
+def token_m(info, batcher) -> float:
+    """Metres per token side for this task's images (pixels per token x the task's GSD)."""
+    return batcher.cfg.patch_px(batcher.sensor) * float(info.gsd_m)
+
+
+def feature_note(method: str, info, batcher, pca: int) -> str:
+    """What a method's head is fed, and at what resolution (the report's ``features`` column)."""
+    seg = info.kind == "segmentation"
+    if method in ENCODER_METHODS:
+        return f"encoder tokens, {token_m(info, batcher):g} m" if seg else "encoder, pooled embedding"
+    if method == "pca-token":
+        return f"raw bands pooled to tokens, {token_m(info, batcher):g} m, PCA{pca}"
+    return f"raw bands per pixel, {info.gsd_m:g} m, PCA{pca}" if seg else f"mean spectrum per image, PCA{pca}"
+
+
+def plan_rows(kind: str, head: str, subtoken_rows: bool = True) -> list[tuple[str, str]]:
+    """The (method, head) rows of a task, grouped by head: encoders and the token-grid PCA share
+    each head; the per-pixel PCA (linear) closes the first group."""
+    if kind != "segmentation":
+        return [("checkpoint", head), ("random-init", head), ("pca-pixel", "linear")]
+    heads = [head] + (["subtoken"] if subtoken_rows and head != "subtoken" else [])
+    rows = []
+    for i, h in enumerate(heads):
+        rows += [("checkpoint", h), ("random-init", h), ("pca-token", h)]
+        if i == 0:
+            rows.append(("pca-pixel", "linear"))
+    return rows
 
 
 def method_data(method: str, task: TaskAdapter, sensor: str, pretraining: str, seed: int) -> str:
@@ -370,6 +534,8 @@ def method_data(method: str, task: TaskAdapter, sensor: str, pretraining: str, s
         return f"{via}; weights pretrained on {pretraining}"
     if method == "random-init":
         return f"{via}; weights never trained (random init, seed {seed})"
+    if method == "pca-token":
+        return f"raw {info.name} spectra ({info.n_bands} bands) pooled to the token grid, no encoder, no pretraining data"
     return f"raw {info.name} spectra ({info.n_bands} bands), no encoder, no pretraining data"
 
 
@@ -417,9 +583,10 @@ def evaluate(
     Args:
         checkpoint: an encoder file written by ``checkpoint.save_encoder``.
         tasks: built-in task names (``--list-tasks``) or paths to task folders.
-        head: ``linear`` | ``knn`` (classification and per-pixel segmentation probes) or
-            ``upernet`` (segmentation tasks only).
-        out: report folder (created); holds report.md, results.csv, results.png.
+        head: ``linear`` | ``knn`` (classification and per-pixel segmentation probes),
+            ``upernet`` or ``subtoken`` (segmentation tasks only). Segmentation tasks also get
+            ``subtoken`` rows (``options.subtoken_rows``).
+        out: report folder (created); holds report.md, results.csv, results.json, results.png.
         options: seed, device, threads, probe sizes (protocol defaults if None).
 
     Returns:
@@ -431,10 +598,10 @@ def evaluate(
     if not tasks:
         raise EvaluationError("no task given; see --list-tasks")
     loaded = [load_task(t) for t in tasks]  # fail on a bad task before any heavy work
-    if head == "upernet":
+    if head in H.MAP_HEADS:
         bad = [t.info.name for t in loaded if t.info.kind != "segmentation"]
         if bad:
-            raise EvaluationError(f"head 'upernet' is for segmentation tasks; not for {', '.join(bad)}")
+            raise EvaluationError(f"head {head!r} is for segmentation tasks; not for {', '.join(bad)}")
     with cpu_threads(opts.threads):
         return _evaluate(Path(checkpoint), loaded, head, Path(out), opts)
 
@@ -453,16 +620,24 @@ def _evaluate(checkpoint: Path, loaded: list[TaskAdapter], head: str, out: Path,
     digests = {m: weights_digest(e) for m, e in encoders.items()}
     pretraining = pretraining_note(checkpoint)
     results: list[MethodResult] = []
+    sizes: dict[str, int] = {}
     for task, batcher in zip(loaded, batchers):
-        for method in METHODS:
+        sources: dict[str, Any] = {**encoders, "pca-pixel": None}
+        if task.info.kind == "segmentation":
+            patch = cfg.patch_px(batcher.sensor)
+            sources["pca-token"] = TokenPCA(patch, opts.pca_components, opts.seed).fit(task, opts.batch_size)
+        for method, h in plan_rows(task.info.kind, head, opts.subtoken_rows):
             data = method_data(method, task, batcher.sensor, pretraining, opts.seed)
-            results.append(run_method(task, method, encoders.get(method), batcher, head, opts, data))
+            results.append(run_method(task, method, sources[method], batcher, h, opts, data))
+        sizes[task.info.name] = results[-1].n_test_pixels
     changed = [m for m, e in encoders.items() if weights_digest(e) != digests[m]]
     if changed:  # a bug, never a user error: the protocol must not touch the encoder
         raise RuntimeError(f"encoder weights changed during evaluation: {', '.join(changed)}")
     meta = {
         "checkpoint": str(checkpoint), "preset": cfg.name, "head": head, "device": str(device),
-        "seed": opts.seed, "tasks": [describe(t) for t in loaded], "pretraining": pretraining,
+        "seed": opts.seed, "pretraining": pretraining, "bootstrap": opts.bootstrap,
+        "tasks": [{**describe(t), "n_test_scored": sizes[t.info.name],
+                   "token_m": token_m(t.info, b), "label_m": float(t.info.gsd_m)} for t, b in zip(loaded, batchers)],
         "weights_sha256": digests["checkpoint"][:16],
         "inputs": {t.info.name: b.sensor for t, b in zip(loaded, batchers)},
     }

@@ -1,10 +1,14 @@
-"""Heads trained on frozen features: linear probe, k-NN, and a light UPerNet-style decoder.
+"""Heads trained on frozen features: linear probe, k-NN, a light UPerNet-style decoder, and a
+sub-token head.
 
 The linear probe and k-NN work on feature vectors (one per image for classification, one per
 pixel for segmentation) and use scikit-learn, which is deterministic and needs no tuning loop.
 The UPerNet-style head is the PANGAEA segmentation decoder in small: lateral 1x1 projections of
 every encoder stage, a pyramid-pooling module on the coarsest stage, a top-down pathway, then all
-levels upsampled to the finest, fused, and classified. Only the head's weights are trained.
+levels upsampled to the finest, fused, and classified. The sub-token head predicts, for every
+token, the classes of each of its ``r x r`` pixels (a learned pixel-shuffle upsampling from token
+to label resolution), so an encoder with 120 m tokens is scored at the 30 m labels by a head that
+can resolve inside a token rather than by a bilinear blur. Only the heads' weights are trained.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-HeadName = Literal["linear", "knn", "upernet"]
+HeadName = Literal["linear", "knn", "upernet", "subtoken"]
 #: The probe heads of the harness (the one registry: the harness and the ``evaluate`` flow check against it).
 HEADS: tuple[str, ...] = get_args(HeadName)
+#: Heads that decode token maps to the label grid (segmentation tasks only).
+MAP_HEADS = ("upernet", "subtoken")
 
 
 # -- vector heads (scikit-learn) -----------------------------------------------------------------
@@ -139,25 +145,71 @@ class UPerNetHead(nn.Module):
         return F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
 
 
-def train_upernet(
+class SubTokenHead(nn.Module):
+    """Token maps -> per-pixel logits at ``factor`` x the token resolution (pixel shuffle).
+
+    The coarser stages are upsampled to the finest token grid and concatenated, then standardised
+    per channel with statistics of the training maps (:meth:`fit_input_stats`; PCA components and
+    encoder channels differ in scale by orders of magnitude); a 1x1 projection and ReLU mix them;
+    a 1x1 convolution gives ``n_classes * factor**2`` logits per token, which ``pixel_shuffle``
+    lays out as the ``factor x factor`` pixels under that token.
+
+    Args:
+        in_dims: channels of each input map, finest first (as ``forward_intermediates``).
+        n_classes: number of output classes.
+        factor: label pixels per token side (``token_m / label gsd``, e.g. 120 m / 30 m = 4).
+        width: channels of the mixing layer.
+    """
+
+    def __init__(self, in_dims: list[int], n_classes: int, factor: int, width: int = 64) -> None:
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("mean", torch.zeros(1, sum(in_dims), 1, 1))
+        self.register_buffer("std", torch.ones(1, sum(in_dims), 1, 1))
+        self.mix = ConvNormAct(sum(in_dims), width)
+        self.to_pixels = nn.Conv2d(width, n_classes * factor * factor, 1)
+
+    @staticmethod
+    def stack(feats: list[Tensor]) -> Tensor:
+        """Maps [(B, D_i, h_i, w_i)] -> (B, sum D_i, h_0, w_0) on the finest token grid."""
+        size = feats[0].shape[-2:]
+        return torch.cat([feats[0], *(F.interpolate(f, size=size, mode="bilinear", align_corners=False)
+                                      for f in feats[1:])], dim=1)
+
+    def fit_input_stats(self, batches: list[list[Tensor]]) -> SubTokenHead:
+        """Per-channel mean and std of the (stacked) training maps, used to standardise inputs."""
+        x = torch.cat([self.stack(fs).transpose(0, 1).flatten(1) for fs in batches], dim=1)  # (D, N)
+        self.mean.copy_(x.mean(1).view_as(self.mean))
+        self.std.copy_(x.std(1).clamp_min(1e-6).view_as(self.std))
+        return self
+
+    def forward(self, feats: list[Tensor], out_size: tuple[int, int]) -> Tensor:
+        """Maps [(B, D_i, h_i, w_i)] -> logits (B, K, *out_size); the token grid covers ``out_size``."""
+        x = (self.stack(feats) - self.mean) / self.std
+        logits = F.pixel_shuffle(self.to_pixels(self.mix(x)), self.factor)  # (B, K, h*r, w*r)
+        h, w = out_size
+        if logits.shape[-2] < h or logits.shape[-1] < w:  # a grid short of the labels: stretch it
+            return F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+        return logits[..., :h, :w]
+
+
+def fit_map_head(
+    head: nn.Module,
     feats: list[list[Tensor]],
     targets: list[Tensor],
-    n_classes: int,
     *,
     steps: int = 200,
     lr: float = 1e-3,
-    seed: int = 0,
     device: torch.device | str = "cpu",
-) -> UPerNetHead:
-    """Train a :class:`UPerNetHead` on cached frozen features.
+) -> nn.Module:
+    """Train a map head (``head(maps, out_size) -> logits``) on cached frozen features.
 
     Args:
         feats: per batch, the list of multi-scale maps (finest first), already detached.
         targets: per batch, (B, H, W) int64 labels with -1 = ignore.
         steps: optimisation steps (cycling over the batches).
     """
-    torch.manual_seed(seed)
-    head = UPerNetHead([f.shape[1] for f in feats[0]], n_classes).to(device)
+    head = head.to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     head.train()
     for step in range(steps):
@@ -171,3 +223,36 @@ def train_upernet(
         loss.backward()
         opt.step()
     return head.eval()
+
+
+def train_upernet(
+    feats: list[list[Tensor]],
+    targets: list[Tensor],
+    n_classes: int,
+    *,
+    steps: int = 200,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> UPerNetHead:
+    """Train a :class:`UPerNetHead` on cached frozen features (see :func:`fit_map_head`)."""
+    torch.manual_seed(seed)
+    head = UPerNetHead([f.shape[1] for f in feats[0]], n_classes)
+    return fit_map_head(head, feats, targets, steps=steps, lr=lr, device=device)
+
+
+def train_subtoken(
+    feats: list[list[Tensor]],
+    targets: list[Tensor],
+    n_classes: int,
+    factor: int,
+    *,
+    steps: int = 200,
+    lr: float = 3e-3,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> SubTokenHead:
+    """Train a :class:`SubTokenHead` on cached frozen features (see :func:`fit_map_head`)."""
+    torch.manual_seed(seed)
+    head = SubTokenHead([f.shape[1] for f in feats[0]], n_classes, factor).fit_input_stats(feats)
+    return fit_map_head(head, feats, targets, steps=steps, lr=lr, device=device)

@@ -9,10 +9,11 @@ never have to fit in memory.
 Built-in tasks (``spectralearth evaluate --list-tasks``):
 
 * ``enmap-potsdam``: semantic segmentation on 6 real EnMAP L2A tiles (32 x 32 px), split **by
-  tile** (4 train / 2 test, fixed list below), so train and test pixels never share a tile.
+  tile** (4 train / 2 test, fixed list below), so train and test pixels never share a tile. Its
+  test set is small: 729 labelled pixels in 2 tiles.
 * ``enmap-potsdam-pixels``: the same tiles, labelled pixels split **by pixel** (stratified per
-  class, seed 0, half train / half test). Neighbouring train and test pixels share context, so
-  this measures spectral separability more than spatial generalisation.
+  class, seed 0, half train / half test: 889 / 889 labelled pixels). Neighbouring train and test
+  pixels share context, so this measures spectral separability more than spatial generalisation.
 
 Folder adapters (see TASKS.md for the layouts): the SpectralEarth downstream tasks
 (EnMAP-CDL, EnMAP-NLCD, DESIS-CDL, EnMAP-Corine, HyperView) as distributed by their authors,
@@ -34,6 +35,8 @@ import numpy as np
 from spectralearth_data.errors import InputDataError, SpectralEarthError
 
 TaskKind = Literal["segmentation", "classification", "multilabel", "regression"]
+#: The unit a split assigns to train or test (and the bootstrap resamples).
+SplitUnit = Literal["image", "tile", "pixel"]
 SPLITS = ("train", "test")
 
 #: Target value for "ignore this pixel" in segmentation targets.
@@ -64,6 +67,9 @@ class TaskInfo:
     data_source: str = field(metadata={"doc": "Where the data come from; printed in the report"})
     split_rule: str = field(metadata={"doc": "How train/test were made; printed in the report"})
     licence: str = ""
+    split_unit: SplitUnit = field(default="image", metadata={
+        "doc": "What the split assigns to train or test, and so what the bootstrap resamples: "
+               "whole images/tiles, or single labelled pixels"})
 
     @property
     def n_bands(self) -> int:
@@ -227,6 +233,7 @@ class PotsdamTiles:
             data_source=POTSDAM_SOURCE,
             split_rule=rule,
             licence="EnMAP (c) DLR: evaluation/test use only, never redistributed",
+            split_unit="tile" if by == "tile" else "pixel",
         )
         self._pixel_split: dict[str, np.ndarray] | None = None
 
@@ -522,9 +529,10 @@ def _detect(root: Path) -> tuple[str, FolderLayout]:
 # -- registry ------------------------------------------------------------------------------------
 
 BUILTIN_TASKS: dict[str, tuple[str, Callable[[], TaskAdapter]]] = {
-    "enmap-potsdam": ("real EnMAP L2A Potsdam tiles, segmentation, split by tile", lambda: PotsdamTiles(by="tile")),
+    "enmap-potsdam": ("real EnMAP L2A Potsdam tiles, segmentation, split by tile; tiny test set: 729 labelled "
+                      "pixels in 2 tiles", lambda: PotsdamTiles(by="tile")),
     "enmap-potsdam-pixels": (
-        "real EnMAP L2A Potsdam tiles, pixel classification, split by pixel",
+        "real EnMAP L2A Potsdam tiles, pixel classification, split by pixel; tiny test set: 889 labelled pixels",
         lambda: PotsdamTiles(by="pixel"),
     ),
 }
@@ -555,7 +563,7 @@ def describe(task: TaskAdapter) -> dict[str, Any]:
         "name": info.name, "kind": info.kind, "sensor": info.sensor, "gsd_m": info.gsd_m,
         "bands": info.n_bands, "classes": list(info.classes), "data_source": info.data_source,
         "split_rule": info.split_rule, "n_train": len(task.ids("train")), "n_test": len(task.ids("test")),
-        "licence": info.licence,
+        "licence": info.licence, "split_unit": info.split_unit,
     }
 
 

@@ -15,7 +15,18 @@ POTSDAM = Path(__file__).resolve().parents[2] / "spectralearth_model/evaluate/da
 TILES = sorted(p.stem for p in (POTSDAM / "images").glob("*.tif"))
 
 #: Small, fast protocol settings for tests (one CPU thread: the test machine's cores are shared).
-FAST = EvalOptions(seed=0, threads=1, upernet_steps=15, max_train_pixels=2000, device="cpu")
+FAST = EvalOptions(seed=0, threads=1, upernet_steps=15, subtoken_steps=60, max_train_pixels=2000, device="cpu",
+                   bootstrap=200)
+
+#: The rows of a segmentation run with ``head``: grouped by head, sub-token rows second.
+def seg_rows(head: str) -> list[tuple[str, str]]:
+    return [("checkpoint", head), ("random-init", head), ("pca-token", head), ("pca-pixel", "linear"),
+            ("checkpoint", "subtoken"), ("random-init", "subtoken"), ("pca-token", "subtoken")]
+
+
+#: The rows of an image-level run with ``head``.
+def image_rows(head: str) -> list[tuple[str, str]]:
+    return [("checkpoint", head), ("random-init", head), ("pca-pixel", "linear")]
 
 
 def copy_tiles(dst: Path, images: str, labels: str, label_map=None, strip_tags: bool = False) -> list[str]:

@@ -7,12 +7,13 @@ start-up, and once as a real subprocess to check what a user sees.
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from evaluate_helpers import TILES, copy_tiles, write_split
+from evaluate_helpers import TILES, copy_tiles, seg_rows, write_split
 
 from spectralearth_model.cli import main
 
@@ -39,6 +40,7 @@ def test_list_tasks(monkeypatch, capsys):
     code, out, _ = _main(monkeypatch, capsys, "evaluate", "--list-tasks")
     assert code == 0
     assert [ln.split("\t")[0] for ln in out.splitlines()] == ["enmap-potsdam", "enmap-potsdam-pixels"]
+    assert "729 labelled pixels in 2 tiles" in out and "889 labelled pixels" in out  # how few they test on
 
 
 def test_cli_runs_knn_on_the_real_task(monkeypatch, capsys, tiny_checkpoint, tmp_path):
@@ -46,12 +48,18 @@ def test_cli_runs_knn_on_the_real_task(monkeypatch, capsys, tiny_checkpoint, tmp
                            "--task", "enmap-potsdam-pixels", "--head", "knn", "--out", str(tmp_path / "rep"),
                            "--threads", "1", "--device", "cpu")
     assert code == 0, err
-    assert "report: " in out and "pca-spectra" in out
+    assert "report: " in out and "pca-token" in out and "pca-pixel" in out
+    # every metric is printed with its interval, and the test-set size with what was resampled
+    assert re.search(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", out), out
+    assert "889 (pixel)" in out and "95 % interval" in out
     with (tmp_path / "rep" / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert [(r["method"], r["head"]) for r in rows] == [
-        ("checkpoint", "knn"), ("random-init", "knn"), ("pca-spectra", "pca16+linear")]
+    assert [(r["method"], r["head"]) for r in rows] == seg_rows("knn")
     assert all(r["task"] == "enmap-potsdam-pixels" and 0 <= float(r["miou"]) <= 1 for r in rows)
+    for r in rows:  # split by pixel: the bootstrap resamples pixels; intervals hold the estimate
+        assert r["ci_unit"] == "pixel" and r["n_test_scored"] == "889"
+        for m in ("miou", "oa", "macro_f1"):
+            assert float(r[f"{m}_ci_low"]) <= float(r[m]) <= float(r[f"{m}_ci_high"]), (r["method"], m)
 
 
 def test_cli_errors_are_one_line(monkeypatch, capsys, tiny_checkpoint, tmp_path):

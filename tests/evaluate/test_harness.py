@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 
 import numpy as np
 import pytest
 import torch
-from evaluate_helpers import FAST
+from evaluate_helpers import FAST, seg_rows
 
 from spectralearth_model.evaluate import evaluate, freeze, load_checkpoint, load_task
 from spectralearth_model.evaluate.harness import Batcher, run_method
@@ -26,17 +27,24 @@ def test_end_to_end_on_the_real_enmap_task(tiny_checkpoint, tmp_path):
     report = evaluate(tiny_checkpoint, ["enmap-potsdam"], head="linear", out=tmp_path / "rep", options=FAST)
 
     rows = _rows(tmp_path / "rep")
-    assert [r["method"] for r in rows] == ["checkpoint", "random-init", "pca-spectra"]
+    assert [(r["method"], r["head"]) for r in rows] == seg_rows("linear")
     assert {r["task"] for r in rows} == {"enmap-potsdam"}
-    assert [r["head"] for r in rows] == ["linear", "linear", "pca16+linear"]
     for r in rows:
         assert (r["n_train"], r["n_test"]) == ("4", "2")  # split by tile: 4 train, 2 test tiles
+        assert (r["n_test_scored"], r["ci_unit"]) == ("729", "tile")  # 729 labelled test pixels
         for m in METRICS:
             assert 0.0 <= float(r[m]) <= 1.0, (r["method"], m, r[m])
+        # OA pooled over 2 tiles lies between the tiles' own OAs: the tile bootstrap's extremes
+        assert float(r["oa_ci_low"]) <= float(r["oa"]) <= float(r["oa_ci_high"]), r["method"]
     # Raw spectra of the real scene separate the land-cover classes far above the majority
-    # class of the two test tiles (204 of 729 labelled pixels = 0.28).
-    pca = rows[2]
+    # class of the two test tiles (204 of 729 labelled pixels = 0.28), per pixel and per token.
+    by = {(r["method"], r["head"]): r for r in rows}
+    pca = by["pca-pixel", "linear"]
     assert float(pca["oa"]) > 0.4 and float(pca["miou"]) > 0.15
+    assert float(by["pca-token", "linear"]["oa"]) > 0.3
+    assert by["pca-token", "linear"]["features"] == "raw bands pooled to tokens, 120 m, PCA16"
+    assert pca["features"] == "raw bands per pixel, 30 m, PCA16"
+    assert by["checkpoint", "subtoken"]["features"] == "encoder tokens, 120 m"
 
     text = report.read_text()
     assert report.name == "report.md"
@@ -45,6 +53,18 @@ def test_end_to_end_on_the_real_enmap_task(tiny_checkpoint, tmp_path):
     assert "raw enmap-potsdam spectra (218 bands), no encoder" in text
     assert "pretrained on: unknown data" in text  # no training-run config next to this checkpoint
     assert "by tile: test = enmap_potsdam_tile_128_32, enmap_potsdam_tile_192_96" in text
+    # the test-set size and what the intervals resample, flagged as small
+    assert "- test set: 729 labelled pixels in 2 tiles; intervals resample whole tiles" in text
+    assert "**small test set: 729 labelled pixels in 2 tiles.**" in text
+    assert "encoder tokens 120 m, labels 30 m (sub-token factor 4)" in text
+    assert "| pca-token | raw bands pooled to tokens, 120 m, PCA16 | linear |" in text
+    assert "oa [95% CI]" in text
+    doc = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert doc["ci_level"] == 0.95 and len(doc["results"]) == len(rows)
+    for r in doc["results"]:
+        assert set(r["ci"]) == set(r["metrics"]) == set(METRICS)
+        assert r["ci_unit"] == "tile" and r["n_test_scored"] == 729
+    assert doc["meta"]["tasks"][0]["n_test_scored"] == 729
     png = (tmp_path / "rep" / "results.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     # the checkpoint file is only read
@@ -62,7 +82,7 @@ def test_report_names_the_pretraining_run(tiny_checkpoint, tmp_path):
     report = evaluate(ckpt, ["enmap-potsdam"], head="knn", out=tmp_path / "rep", options=FAST)
     text = report.read_text()
     assert "weights pretrained on release data/demo.zarr (40 steps, preset tiny)" in text
-    assert [r["head"] for r in _rows(tmp_path / "rep")] == ["knn", "knn", "pca16+linear"]
+    assert [(r["method"], r["head"]) for r in _rows(tmp_path / "rep")] == seg_rows("knn")
 
 
 def test_same_seed_same_scores(tiny_checkpoint, tmp_path):
@@ -72,16 +92,17 @@ def test_same_seed_same_scores(tiny_checkpoint, tmp_path):
     assert [{m: r[m] for m in METRICS} for r in ra] == [{m: r[m] for m in METRICS} for r in rb]
 
 
-def test_upernet_head_leaves_the_encoder_frozen(tiny_checkpoint):
+@pytest.mark.parametrize("head", ["upernet", "subtoken"])
+def test_map_heads_leave_the_encoder_frozen(tiny_checkpoint, head):
     encoder, cfg = load_checkpoint(tiny_checkpoint)
     freeze(encoder)
     state = {k: v.clone() for k, v in encoder.state_dict().items()}
     task = load_task("enmap-potsdam")
     batcher = Batcher(task, cfg, torch.device("cpu"))
 
-    result = run_method(task, "checkpoint", encoder, batcher, "upernet", FAST)
+    result = run_method(task, "checkpoint", encoder, batcher, head, FAST)
 
-    assert result.head == "upernet"
+    assert result.head == head
     assert all(0.0 <= result.metrics[m] <= 1.0 for m in METRICS)
     assert len(result.per_class) == 6
     assert not encoder.training

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from evaluate_helpers import FAST, POTSDAM, TILES, copy_tiles, write_split
+from evaluate_helpers import FAST, POTSDAM, TILES, copy_tiles, image_rows, write_split
 
 from spectralearth_data.errors import SpectralEarthError
 from spectralearth_model.checkpoint import FORMAT, CheckpointError, save_encoder
@@ -105,6 +105,10 @@ def test_unknown_task_and_head_are_clear_errors(tiny_checkpoint, tmp_path):
         load_task(tmp_path)
     with pytest.raises(EvaluationError, match=r"unknown head 'mlp'"):
         evaluate(tiny_checkpoint, ["enmap-potsdam"], head="mlp", out=tmp_path / "r")
+    _classification_folder(tmp_path / "cls")
+    with pytest.raises(EvaluationError, match=r"head 'subtoken' is for segmentation tasks; not for potsdam-tiles-cls"):
+        evaluate(tiny_checkpoint, [str(tmp_path / "cls")], head="subtoken", out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
     assert issubclass(TaskError, SpectralEarthError) and issubclass(EvaluationError, SpectralEarthError)
 
 
@@ -124,8 +128,11 @@ def test_classification_folder_runs_the_image_level_path(tiny_checkpoint, tmp_pa
     report = evaluate(tiny_checkpoint, [str(tmp_path / "task")], head="knn", out=tmp_path / "rep", options=FAST)
     with (tmp_path / "rep" / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert [r["method"] for r in rows] == ["checkpoint", "random-init", "pca-spectra"]
+    assert [(r["method"], r["head"]) for r in rows] == image_rows("knn")  # no token-grid PCA off segmentation
     assert all(r["task"] == "potsdam-tiles-cls" and r["n_test"] == "2" for r in rows)
+    assert all(r["ci_unit"] == "image" and float(r["oa_ci_low"]) <= float(r["oa"]) <= float(r["oa_ci_high"])
+               for r in rows)
+    assert "- test set: 2 images; intervals resample test images" in report.read_text()
     assert all(float(r["oa"]) in (0.0, 0.5, 1.0) for r in rows)  # 2 test images
     assert "user copy at" in report.read_text()
 
@@ -159,8 +166,9 @@ def test_hyperview_npz_layout(tiny_checkpoint, tmp_path):
     report = evaluate(tiny_checkpoint, [str(tmp_path)], head="linear", out=tmp_path / "rep", options=FAST)
     with (tmp_path / "rep" / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert [r["method"] for r in rows] == ["checkpoint", "random-init", "pca-spectra"]
+    assert [(r["method"], r["head"]) for r in rows] == image_rows("linear")
     assert all(np.isfinite(float(r["rmse"])) and float(r["rmse"]) > 0 for r in rows)
+    assert all(float(r["rmse_ci_low"]) <= float(r["rmse_ci_high"]) for r in rows)
     assert "fed through the model's `enmap` input" in report.read_text()
 
 
