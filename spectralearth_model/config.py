@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spectralearth_data.errors import PixelGridError, SpectralEarthError
-from spectralearth_data.masks import INVALID
+from spectralearth_data.masks import INVALID, MaskFlag
 
 #: The seven products, in the order of the batch ``present`` mask.
 DEFAULT_SENSORS = ("enmap", "emit", "desis", "s2", "landsat", "lst", "s1")
@@ -72,8 +72,17 @@ class ModelConfig:
     spectral_groups: int = 16
     #: Width of the wavelength/FWHM encoding that conditions the tokenizer.
     spectral_dim: int = 32
+    #: Periods (nm) of the sinusoidal wavelength encoding, geometric from the finest to the
+    #: coarsest: a few nm separates neighbouring EnMAP bands (6.5-10 nm apart).
+    wl_min_period_nm: float = 4.0
+    wl_max_period_nm: float = 2200.0
     #: Sub-grid (px per token side) the virtual bands are resampled to before patch embedding.
     hsi_subpatch: int = 4
+    #: Non-HSI products too are area-averaged to that sub-grid before their patch embedding when
+    #: their token is a multiple of it (S2/S1: 12 px -> 4x4). A 12x12-px kernel has 144 x bands
+    #: inputs, so its init scale (1/sqrt(fan_in)) is far below AdamW's per-step update and a few
+    #: hundred steps overwrite it (issue 17's S2 probe fell most); the 4x4 kernel also costs less.
+    embed_subgrid: bool = True
     #: Cross-sensor fusion blocks (run at ``dims[0]``) and their heads.
     fusion_depth: int = 1
     fusion_heads: int = 2
@@ -89,20 +98,46 @@ class ModelConfig:
     #: JEPA views: local views per step (one sensor each) and their crop size (fraction of grid).
     n_local_views: int = 2
     local_crop: float = 0.5
+    #: Multi-sensor student views per step (a random subset of >= 2 present sensors each, so
+    #: fusion learns to fuse) and their crop size (fraction of grid).
+    n_multi_views: int = 1
+    multi_crop: float = 0.5
+    #: Loss weight of target cells outside a student view's crop (inside: 1). Far cells of a
+    #: scene are barely predictable from a small crop; weighting them fully pushes the target
+    #: towards spatially smooth, information-poor features (issue 17's probes).
+    outside_weight: float = 1.0
+    #: Weight of a second, *shallow* target: the predictor also predicts the target's first-stage
+    #: map (pooled to the last stage's cells), which keeps local spectral information (0: off).
+    shallow_weight: float = 0.0
+    #: Relative odds of each product kind being a single-sensor view's sensor (uniform odds made
+    #: 1-band LST and 2-band S1 2/7 of all context views).
+    view_sensor_weights: tuple[tuple[str, float], ...] = (
+        ("hsi", 1.0), ("multispectral", 1.0), ("sar", 1.0), ("thermal", 0.5))
     #: EMA momentum schedule of the target encoder (cosine from start to end over training).
     ema_start: float = 0.996
     ema_end: float = 1.0
-    #: Anti-collapse (variance-covariance) regulariser weights on context token embeddings.
+    #: Anti-collapse regulariser on context token embeddings: ``none`` (the default: the issue-17
+    #: probes fell below the initialisation with VICReg and rose without it), ``vicreg`` (variance
+    #: hinge + covariance, weights below) or ``sigreg`` (LeJEPA's isotropic-Gaussian test,
+    #: ``sigreg_weight``; reported in the ``var_loss`` metric).
+    regulariser: str = "none"
     var_weight: float = 1.0
     cov_weight: float = 0.04
+    sigreg_weight: float = 1.0
+    sigreg_dirs: int = 64
     #: Compute the collapse monitor (embedding std, effective rank) every N forward calls.
     monitor_every: int = 10
-    #: Mask bits that make a pixel unusable: ``spectralearth_data.masks.INVALID`` (nodata | saturated).
-    invalid_mask_bits: int = int(INVALID)
+    #: Mask bits that make a pixel unusable for the model: ``spectralearth_data.masks.INVALID``
+    #: (nodata | saturated) plus cloud and cloud shadow (they are not the surface).
+    invalid_mask_bits: int = int(INVALID | MaskFlag.CLOUD | MaskFlag.CLOUD_SHADOW)
+    #: A sensor's token counts as present only when at least this fraction of its pixels is valid.
+    min_valid_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if not (len(self.dims) == len(self.depths) == len(self.heads)):
             raise ModelConfigError("dims, depths and heads need one entry per stage")
+        if self.regulariser not in ("vicreg", "sigreg", "none"):
+            raise ModelConfigError(f"regulariser must be vicreg, sigreg or none, got {self.regulariser!r}")
         for d, h in zip(self.dims, self.heads):
             if d % h:
                 raise ModelConfigError(f"stage width {d} is not divisible by its {h} heads")
@@ -164,8 +199,25 @@ class ModelConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ModelConfigError(f"model config has unknown keys {unknown}")
-        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        d = {k: _tuples(v) for k, v in d.items()}
+        for k, v in _BEFORE_ISSUE_17.items():  # checkpoints written before these fields keep their model
+            d.setdefault(k, v)
         return cls(sensors=sensors, **d)
+
+    def view_weight(self, name: str) -> float:
+        """Relative odds of sensor ``name`` being a single-sensor view's sensor."""
+        kind = self.sensor(name).kind
+        return next((w for k, w in self.view_sensor_weights if k == kind), 1.0)
+
+
+#: Values that rebuild a model saved before issue 17 added these fields (they change its weights or
+#: its function): plain patch embeddings and the coarse wavelength encoding.
+_BEFORE_ISSUE_17: dict[str, Any] = {"embed_subgrid": False, "wl_min_period_nm": 2200.0, "wl_max_period_nm": 140800.0}
+
+
+def _tuples(v: Any) -> Any:
+    """JSON lists (at any depth) back to the tuples the frozen config holds."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 
 # -- sensors from the catalog ----------------------------------------------------------------------

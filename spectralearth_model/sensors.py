@@ -4,7 +4,11 @@ Every product maps onto tokens of ``cfg.token_m`` metres (120 m: S2/S1 10 m with
 EnMAP/DESIS/Landsat/LST 30 m with patch 4, EMIT 60 m with patch 2). Hyperspectral products go
 through the shared :class:`~spectralearth_model.tokenizer.SpectralTokenizer`; S2, Landsat, LST and
 S1 have a plain strided-convolution patch embedding over their catalog bands. Each token gets a
-learned sensor embedding plus a GSD embedding (sinusoidal in log GSD).
+learned sensor embedding plus a GSD embedding (sinusoidal in log GSD) of the batch's ``gsd`` for
+that sensor (the catalog's when the batch gives none), so a task at another GSD is not fed as if
+it were the catalog's. Pixels flagged by ``cfg.invalid_mask_bits`` (nodata, saturated, cloud,
+cloud shadow) or non-finite are zeroed, and a sensor's token is present only where at least
+``cfg.min_valid_fraction`` of its pixels are valid.
 
 DDP safety: :class:`SensorEmbedder` runs *every* sensor's encoder in *every* forward. A sensor
 missing from the batch dict is replaced by zeros of its catalog shape and all its tokens are
@@ -47,11 +51,14 @@ class SensorEmbedder(nn.Module):
         dim = cfg.dims[0]
         hsi = [s for s in cfg.sensors if s.kind == "hsi"]
         self.tokenizer = (
-            SpectralTokenizer(cfg.spectral_groups, cfg.spectral_dim, dim, cfg.hsi_subpatch) if hsi else nn.Identity()
+            SpectralTokenizer(cfg.spectral_groups, cfg.spectral_dim, dim, cfg.hsi_subpatch,
+                              cfg.wl_min_period_nm, cfg.wl_max_period_nm) if hsi else nn.Identity()
         )
+        self._pool = {s.name: self._subgrid_pool(cfg, s.name) for s in cfg.sensors if s.kind != "hsi"}
         self.patch_embed = nn.ModuleDict(
             {
-                s.name: nn.Conv2d(s.n_bands, dim, cfg.patch_px(s.name), stride=cfg.patch_px(s.name))
+                s.name: nn.Conv2d(s.n_bands, dim, cfg.patch_px(s.name) // self._pool[s.name],
+                                  stride=cfg.patch_px(s.name) // self._pool[s.name])
                 for s in cfg.sensors
                 if s.kind != "hsi"
             }
@@ -65,6 +72,12 @@ class SensorEmbedder(nn.Module):
         )
 
     # -- helpers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _subgrid_pool(cfg: ModelConfig, name: str) -> int:
+        """Pixels averaged per sub-grid cell before a non-HSI patch embedding (1: none)."""
+        p, sub = cfg.patch_px(name), cfg.hsi_subpatch
+        return p // sub if cfg.embed_subgrid and p > sub and p % sub == 0 else 1
 
     def grid_size(self, batch: Batch) -> tuple[int, int]:
         """Token grid (rows, cols) implied by the sensors in the batch; they must agree."""
@@ -113,7 +126,8 @@ class SensorEmbedder(nn.Module):
                 f"batch sensor {s.name!r}: {x.shape[1]} channels, the model expects its {s.n_bands} "
                 f"catalog bands ({', '.join(s.band_names)})"
             )
-        return self.patch_embed[s.name](x)
+        pool = self._pool[s.name]
+        return self.patch_embed[s.name](F.avg_pool2d(x, pool) if pool > 1 else x)
 
     # -- forward --------------------------------------------------------------------------------
 
@@ -124,30 +138,25 @@ class SensorEmbedder(nn.Module):
         grid = self.grid_size(batch)
         device = present.device
         tokens, ok = [], []
-        sensor_emb = self.sensor_embed + self.gsd_embed(self.gsd_features)  # (S, D), once per batch
+        feats = self.gsd_features
+        gsds = [float((batch["sensors"].get(s.name) or {}).get("gsd", s.gsd_m)) for s in self.cfg.sensors]
+        if any(g != s.gsd_m for g, s in zip(gsds, self.cfg.sensors)):  # a task at another GSD says so
+            feats = torch.tensor([gsd_encoding(g, 16) for g in gsds], dtype=feats.dtype, device=feats.device)
+        sensor_emb = self.sensor_embed + self.gsd_embed(feats)  # (S, D), once per batch
         for i, s in enumerate(self.cfg.sensors):
             entry = batch["sensors"].get(s.name) or self._placeholder(s, B, grid, device)
             p = self.cfg.patch_px(s.name)
             x = normalise_input(entry["data"].float(), s)  # (B, C, H, W)
+            # No data-dependent branch (a host sync per sensor on GPU): flagged and non-finite
+            # pixels (a NaN would reach its token through every weight) are always zeroed.
             invalid = (entry["mask"].to(torch.int32) & self.cfg.invalid_mask_bits) != 0  # (B, H, W)
-            any_invalid = bool(invalid.any())
-            if any_invalid:  # flagged pixels are zeroed; most batches have none: skip the pass
-                x = torch.where(invalid[:, None], 0.0, x)
+            invalid = invalid | ~torch.isfinite(x.sum(dim=1))  # NaN/Inf survive the band sum: one cheap pass
+            x = torch.where(invalid[:, None], 0.0, x)
             t = self._embed_one(s, entry, x)  # (B, D, gh, gw)
-            if not torch.isfinite(t).all():
-                # A NaN/Inf pixel reaches its token (every embedding weighs every band and pixel,
-                # and 0 * NaN is NaN), so the cheap check is on the tokens. Only then find the
-                # pixels (non-finite band sum), mark them invalid, zero them and embed again.
-                bad = ~torch.isfinite(x.sum(dim=1))  # (B, H, W)
-                invalid, any_invalid = invalid | bad, True
-                x = torch.where(bad[:, None], 0.0, x)
-                t = self._embed_one(s, entry, x)
             t = t.flatten(2).transpose(1, 2)  # (B, N, D)
             t = t + sensor_emb[i]
             tokens.append(t)
-            if any_invalid:  # a token is usable if any of its pixels is
-                valid = F.max_pool2d((~invalid)[:, None].float(), p).flatten(1) > 0  # (B, N)
-                ok.append(present[:, i, None] & valid)
-            else:
-                ok.append(present[:, i, None].expand(-1, t.shape[1]))
+            # a token is usable if enough of its pixels are
+            valid = F.avg_pool2d((~invalid)[:, None].float(), p).flatten(1) >= self.cfg.min_valid_fraction
+            ok.append(present[:, i, None] & valid)  # (B, N)
         return torch.stack(tokens, 1), torch.stack(ok, 1)

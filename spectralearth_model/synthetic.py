@@ -62,6 +62,12 @@ class SyntheticScenes:
         ``present`` (B, S) bool selects which sensors each location has (default: all). Absent
         sensors' data are zeros and their masks nodata, as in the collated batch contract.
         """
+        return self.labelled_batch(batch_size, cell_m, generator, present)[0]
+
+    def labelled_batch(self, batch_size: int, cell_m: float, generator: torch.Generator | None = None,
+                       present: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
+        """:meth:`batch` plus its per-token ground truth: (B, h, w) long, the endmember with the
+        largest mean abundance inside each ``cfg.token_m`` token (the synthesizer's land cover)."""
         cfg = self.cfg
         g = generator or torch.Generator().manual_seed(0)
         n10 = round(cell_m / 10.0)
@@ -86,4 +92,46 @@ class SyntheticScenes:
                 "fwhm": torch.tensor(s.fwhm_nm or [0.0] * s.n_bands, dtype=torch.float32),
                 "gsd": s.gsd_m,
             }
-        return {"present": present.clone(), "sensors": sensors}
+        t = round(cfg.token_m / 10.0)
+        labels = F.avg_pool2d(abundance, t).argmax(dim=1)  # (B, h, w)
+        return {"present": present.clone(), "sensors": sensors}, labels
+
+
+class SyntheticStream(torch.utils.data.IterableDataset):
+    """An endless stream of SYNTHESIZED collated batches (training without a release).
+
+    The batch at stream position ``p`` (counted in batches over all ranks) is a pure function of
+    ``(seed, p)``: rank ``r`` of ``world_size`` reads positions ``start + r, start + r + world_size,
+    ...``, so a resume restarts at the number of batches consumed and reads what the interrupted
+    run would have. Every batch carries ``view_seed`` (B,) int64, one seed per sample, from which
+    the JEPA draws that sample's views.
+
+    Args:
+        cfg: model configuration.
+        batch_size: locations per batch.
+        cell_m: location size (m).
+        seed: stream seed (the endmembers are fixed by ``scene_seed``).
+        scene_seed: seed of :class:`SyntheticScenes` (shared with the probe monitor's held-out set).
+    """
+
+    def __init__(self, cfg: ModelConfig, batch_size: int, cell_m: float, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, start: int = 0, scene_seed: int = 0) -> None:
+        super().__init__()
+        self.scenes = SyntheticScenes(cfg, seed=scene_seed)
+        self.batch_size, self.cell_m, self.seed = batch_size, cell_m, seed
+        self.rank, self.world_size, self.start = rank, world_size, start
+
+    def at(self, pos: int) -> dict:
+        """The batch at global stream position ``pos``."""
+        from .data import idx_seed
+
+        s = idx_seed(pos, self.seed)
+        batch = self.scenes.batch(self.batch_size, self.cell_m, torch.Generator().manual_seed(s))
+        batch["view_seed"] = torch.tensor([idx_seed(pos * self.batch_size + i, s) for i in range(self.batch_size)])
+        return batch
+
+    def __iter__(self):
+        pos = self.start + self.rank
+        while True:
+            yield self.at(pos)
+            pos += self.world_size

@@ -49,8 +49,13 @@ class SpectralTokenizer(nn.Module):
         subpatch: pixels per token side the virtual bands are resampled to.
     """
 
-    def __init__(self, groups: int, spectral_dim: int, out_dim: int, subpatch: int = 4) -> None:
+    def __init__(self, groups: int, spectral_dim: int, out_dim: int, subpatch: int = 4,
+                 min_period_nm: float = 4.0, max_period_nm: float = 2200.0) -> None:
         super().__init__()
+        if not 0 < min_period_nm <= max_period_nm:
+            raise ValueError(f"wavelength periods need 0 < min <= max, got {min_period_nm}, {max_period_nm}")
+        self._wl_scale = (WL_HI_NM - WL_LO_NM) / min_period_nm  # u * scale has period 1 = min_period_nm
+        self._wl_ratio = max_period_nm / min_period_nm
         self.groups = groups
         self.subpatch = subpatch
         n_freq = spectral_dim // 4
@@ -69,7 +74,8 @@ class SpectralTokenizer(nn.Module):
         u = normalise_wavelength(wavelength_nm.float())
         log_fwhm = torch.log(fwhm_nm.float().clamp(min=0.1))
         feats = torch.cat(
-            [fourier_features(u, self._n_freq, 64.0), fourier_features(log_fwhm, self._n_freq, 16.0),
+            [fourier_features(u * self._wl_scale, self._n_freq, self._wl_ratio),
+             fourier_features(log_fwhm, self._n_freq, 16.0),
              log_fwhm[:, None] / 5.0],
             dim=1,
         )

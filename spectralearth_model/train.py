@@ -9,9 +9,17 @@ Why a resumed run is *exact* (same loss curve as an uninterrupted one, on CPU):
 * the loader is an endless seeded stream whose sample at global position ``p`` depends only on
   ``(seed, p)`` (:class:`~spectralearth_model.data.ShardSampler`); a resume restarts it at the
   number of samples already consumed, and it never draws from the global torch RNG;
+* the JEPA's views are drawn from per-sample seeds that are pure functions of the samples' global
+  stream positions (:func:`view_seeds`; the synthetic stream attaches its own), so they differ
+  between DDP ranks and a resume needs only the sampler position;
 * the checkpoint holds the model (context, target, predictor), the optimizer, the step, the
-  sampler position and every RNG state (torch, CUDA, numpy, python) of every rank, since the JEPA
-  samples its views from the global torch RNG.
+  sampler position and every RNG state (torch, CUDA, numpy, python) of every rank (belt and
+  braces: nothing in the step draws from them any more).
+
+Training reads a release, or (``synthetic_cell_m``) an endless SYNTHESIZED stream
+(:class:`~spectralearth_model.synthetic.SyntheticStream`). The run exports the EMA *target*
+encoder as ``encoder.pt`` (the online one as ``encoder_online.pt``) and logs a probe monitor
+(:class:`~spectralearth_model.probe.ProbeMonitor`) beside the loss and the collapse monitors.
 
 Distributed runs come from ``torchrun`` (its environment variables): one process per device,
 ``gloo`` on CPU and ``nccl`` on GPU, each rank reading every ``world_size``-th sample. Only rank 0
@@ -39,23 +47,27 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from spectralearth_data.atomic import atomic_path
 from spectralearth_data.errors import SpectralEarthError, describe_validation
 from spectralearth_data.progress import progress_bar
 
 from .data import AlignedAugment, ReleaseDataset, make_loader
+from .probe import ProbeMonitor
 from .runtime import resolve_device, weights_digest
+from .synthetic import SyntheticStream
 
 CHECKPOINT_FORMAT = "spectralearth-train/1"
 CHECKPOINT_NAME = "checkpoint.pt"
 ENCODER_NAME = "encoder.pt"
+#: The online (context) encoder, exported beside the EMA target that ``encoder.pt`` holds.
+ONLINE_ENCODER_NAME = "encoder_online.pt"
 METRICS_NAME = "metrics.csv"
 
 #: Config fields that may change between a run and its resume (they do not change the result).
 _RESUMABLE = {"steps", "stop_at", "resume", "workers", "progress", "out", "checkpoint_every", "log_every",
-              "release"}
+              "release", "probe_every"}
 
 
 class TrainError(SpectralEarthError):
@@ -67,7 +79,9 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    release: Path = Field(description="The <release>.zarr store to train on")
+    release: Path | None = Field(None, description="The <release>.zarr store to train on")
+    synthetic_cell_m: float | None = Field(None, gt=0, description="Train on an endless SYNTHESIZED stream "
+                                           "of cells this many metres wide instead of a release")
     out: Path = Field(description="Run folder: checkpoint, metrics, plots, exported encoder")
     preset: str = Field("tiny", description="Model preset (spectralearth_model.config.preset)")
     sensors: tuple[str, ...] | None = Field(None, description="Products to use (default: the preset's)")
@@ -75,7 +89,8 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="Samples per micro-batch per rank")
     accum_steps: int = Field(1, ge=1, description="Micro-batches accumulated per optimizer step")
     workers: int = Field(2, ge=0, description="DataLoader worker processes per rank")
-    lr: float = Field(1e-3, gt=0, description="Peak learning rate (after warmup)")
+    lr: float = Field(3e-4, gt=0, description="Peak learning rate (after warmup; 1e-3 overwrote the "
+                      "patch embeddings' init within a few hundred steps, issue 17)")
     min_lr: float = Field(1e-5, ge=0, description="Learning rate at the end of the cosine")
     warmup_steps: int = Field(100, ge=0, description="Linear warmup steps (capped at steps // 2)")
     weight_decay: float = Field(0.05, ge=0, description="AdamW decay of weight matrices (not biases/norms)")
@@ -93,6 +108,17 @@ class TrainConfig(BaseModel):
     progress: bool = Field(True, description="Show a progress bar (rank 0)")
     stop_at: int | None = Field(None, ge=1, description="End this invocation after step N with a checkpoint "
                                 "(a time-limited job); continue later with resume. None: run to steps")
+    probe_every: int = Field(100, ge=0, description="Log the probe monitor (linear token probe of the EMA "
+                             "target on held-out SYNTHESIZED ground truth) every N steps and at the end; 0: off")
+    model_overrides: dict[str, Any] = Field(default_factory=dict, description="Model config fields that "
+                                            "replace the preset's (e.g. {'n_local_views': 1}; ablations)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainConfig:
+        if (self.release is None) == (self.synthetic_cell_m is None):
+            raise ValueError("give exactly one of release (a <release>.zarr) or synthetic_cell_m "
+                             "(an endless SYNTHESIZED stream)")
+        return self
 
     @classmethod
     def make(cls, **kw: Any) -> TrainConfig:
@@ -279,8 +305,15 @@ class MetricsLog:
             self.tb.flush()
 
 
+#: metrics.png panels after the loss: (title, metric keys containing one of these, y label).
+_PANELS = (("collapse: embedding std", ("emb_std",), "std x sqrt(D)"),
+           ("collapse: effective rank", ("eff_rank",), "effective rank"),
+           ("probe monitor (held-out SYNTHESIZED)", ("probe_oa",), "linear token probe OA"))
+
+
 def plot_metrics(rows: list[dict[str, float]], path: Path) -> Path | None:
-    """PNG with the loss (and learning rate) and the collapse monitors the model reports."""
+    """PNG: the loss (and learning rate), then each collapse monitor and the probe monitor on
+    their own axes (their scales differ by orders of magnitude)."""
     if not rows:
         return None
     import matplotlib
@@ -289,8 +322,7 @@ def plot_metrics(rows: list[dict[str, float]], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     steps = [r["step"] for r in rows]
-    monitors = sorted({k for r in rows for k in r if any(t in k for t in ("std", "rank", "collapse", "var"))})
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 1 + len(_PANELS), figsize=(5 * (1 + len(_PANELS)), 4))
     axes[0].plot(steps, [r["loss"] for r in rows], label="loss")
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("loss")
@@ -298,14 +330,17 @@ def plot_metrics(rows: list[dict[str, float]], path: Path) -> Path | None:
     ax2 = axes[0].twinx()
     ax2.plot(steps, [r["lr"] for r in rows], color="grey", alpha=0.5, label="lr")
     ax2.set_ylabel("learning rate")
-    for k in monitors:
-        pts = [(r["step"], r[k]) for r in rows if k in r and math.isfinite(r[k])]
-        if pts:
-            axes[1].plot(*zip(*pts), marker=".", label=k)
-    axes[1].set_xlabel("step")
-    axes[1].set_title("collapse monitors" if monitors else "collapse monitors (none reported)")
-    if monitors:
-        axes[1].legend(fontsize=8)
+    for ax, (title, tags, ylabel) in zip(axes[1:], _PANELS):
+        keys = sorted({k for r in rows for k in r if any(t in k for t in tags)})
+        for k in keys:
+            pts = [(r["step"], r[k]) for r in rows if k in r and math.isfinite(r[k])]
+            if pts:
+                ax.plot(*zip(*pts), marker=".", label=k)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title if keys else f"{title} (none reported)")
+        if keys:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -331,7 +366,23 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
         s: {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in d.items()}
         for s, d in batch["sensors"].items()
     }
-    return {"present": batch["present"].to(device, non_blocking=True), "sensors": sensors}
+    out = {"present": batch["present"].to(device, non_blocking=True), "sensors": sensors}
+    if "view_seed" in batch:  # view seeds stay on the host: views are drawn with CPU generators
+        out["view_seed"] = batch["view_seed"]
+    return out
+
+
+#: Mixed into the sample seeds of the views so they differ from the augmentation's seeds.
+_VIEW_SALT = 0x5EED_71E3
+
+
+def view_seeds(batch_no: int, batch_size: int, seed: int, rank: int, world_size: int) -> torch.Tensor:
+    """(batch_size,) int64 view seeds of this rank's ``batch_no``-th batch of the run: sample ``j``
+    is the stream's global position ``(batch_no * batch_size + j) * world_size + rank``."""
+    from .data import idx_seed
+
+    base = (batch_no * batch_size) * world_size + rank
+    return torch.tensor([idx_seed(base + j * world_size, seed ^ _VIEW_SALT) for j in range(batch_size)])
 
 
 def _gather(obj: Any, dist: Dist) -> list[Any]:
@@ -366,9 +417,12 @@ def train(cfg: TrainConfig) -> TrainSummary:
     _check_out(cfg)
 
     # -- build
-    model_cfg = preset(cfg.preset, sensors=cfg.sensors)
-    augment = AlignedAugment(cfg.crop_m, cfg.flip, cfg.rot90) if (cfg.crop_m or cfg.flip or cfg.rot90) else None
-    dataset = ReleaseDataset(cfg.release, model_cfg.sensor_names, augment=augment)
+    model_cfg = preset(cfg.preset, sensors=cfg.sensors, **cfg.model_overrides)
+    dataset = None
+    if cfg.release is not None:
+        augment = AlignedAugment(cfg.crop_m, cfg.flip, cfg.rot90) if (cfg.crop_m or cfg.flip or cfg.rot90) else None
+        dataset = ReleaseDataset(cfg.release, model_cfg.sensor_names, augment=augment)
+    probe = ProbeMonitor(model_cfg) if cfg.probe_every and dist.main else None
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
@@ -402,8 +456,12 @@ def train(cfg: TrainConfig) -> TrainSummary:
     if dist.active:
         model = torch.nn.parallel.DistributedDataParallel(
             jepa, device_ids=[device.index] if kind == "cuda" else None)  # every trainable param is used
-    loader = make_loader(dataset, cfg.batch_size, workers=cfg.workers, seed=cfg.seed,
-                         rank=dist.rank, world_size=dist.world_size, start=consumed)
+    if dataset is not None:
+        loader = make_loader(dataset, cfg.batch_size, workers=cfg.workers, seed=cfg.seed,
+                             rank=dist.rank, world_size=dist.world_size, start=consumed)
+    else:  # stream positions count batches over all ranks
+        loader = SyntheticStream(model_cfg, cfg.batch_size, cfg.synthetic_cell_m, seed=cfg.seed,
+                                 rank=dist.rank, world_size=dist.world_size, start=consumed // cfg.batch_size)
     batches = iter(loader)
     if ckpt is not None:
         _set_rng_state(ckpt["rng"][dist.rank])
@@ -424,7 +482,12 @@ def train(cfg: TrainConfig) -> TrainSummary:
             step_wait, losses, metrics = 0.0, [], {}
             for micro in range(cfg.accum_steps):
                 tw = time.perf_counter()
-                batch = _to_device(next(batches), device)
+                batch = next(batches)
+                if "view_seed" not in batch:  # (a release batch; the synthetic stream seeds its own)
+                    batch_no = consumed // (cfg.batch_size * dist.world_size) + (step - start_step) * cfg.accum_steps + micro
+                    batch["view_seed"] = view_seeds(batch_no, batch["present"].shape[0], cfg.seed, dist.rank,
+                                                    dist.world_size)
+                batch = _to_device(batch, device)
                 step_wait += time.perf_counter() - tw
                 sync = model.no_sync() if dist.active and micro < cfg.accum_steps - 1 else nullcontext()
                 with sync, autocast():
@@ -448,6 +511,8 @@ def train(cfg: TrainConfig) -> TrainSummary:
             step_s = time.perf_counter() - t0
             wait_s, loop_s = wait_s + step_wait, loop_s + step_s
             done = step + 1
+            if probe is not None and (done % cfg.probe_every == 0 or done == end):
+                metrics.update(probe(jepa.target_encoder))
             if log is not None and (done % cfg.log_every == 0 or done == end):
                 log.add({"step": done, **{k: float(v) for k, v in metrics.items()}, "loss": loss_value, "lr": lr,
                          "momentum": mom, "grad_norm": float(grad_norm), "data_s": step_wait, "step_s": step_s,
@@ -479,7 +544,10 @@ def train(cfg: TrainConfig) -> TrainSummary:
         total_steps=cfg.steps,
     )
     if dist.main:
-        save_encoder(cfg.out / ENCODER_NAME, jepa.encoder, model_cfg)
+        # the EMA target is the export (it probes better than the online encoder); the online one
+        # is kept beside it, labelled
+        save_encoder(cfg.out / ENCODER_NAME, jepa.target_encoder, model_cfg)
+        save_encoder(cfg.out / ONLINE_ENCODER_NAME, jepa.encoder, model_cfg)
         summary.plot = plot_metrics(log.rows, cfg.out / "metrics.png")
         (cfg.out / "summary.json").write_text(json.dumps(
             {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(summary).items()},

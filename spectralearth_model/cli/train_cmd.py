@@ -16,15 +16,19 @@ import typer
 
 
 def train(
-    release: Annotated[Path, typer.Option("--release", help="The <release>.zarr store to train on.")],
     out: Annotated[Path, typer.Option("--out", help="Run folder (checkpoint, metrics.csv/png, encoder.pt).")],
+    release: Annotated[Path | None, typer.Option("--release", help="The <release>.zarr store to train on.")] = None,
+    synthetic_cell_m: Annotated[float | None, typer.Option(
+        "--synthetic-cell-m", help="Instead of a release: an endless SYNTHESIZED stream of cells this wide (m).")] = None,
+    probe_every: Annotated[int, typer.Option(
+        "--probe-every", help="Probe monitor (held-out SYNTHESIZED ground truth) every N steps; 0: off.")] = 100,
     preset: Annotated[str, typer.Option("--preset", help="Model preset: tiny, small, base.")] = "tiny",
     steps: Annotated[int, typer.Option("--steps", help="Total optimizer steps.")] = 1000,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per micro-batch per rank.")] = 8,
     workers: Annotated[int, typer.Option("--workers", help="DataLoader worker processes per rank.")] = 2,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from <out>/checkpoint.pt.")] = False,
     sensors: Annotated[str | None, typer.Option("--sensors", help="Comma-separated products (default: the preset's).")] = None,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1e-3,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 3e-4,
     warmup_steps: Annotated[int, typer.Option("--warmup-steps", help="Linear warmup steps.")] = 100,
     accum_steps: Annotated[int, typer.Option("--accum-steps", help="Micro-batches per optimizer step.")] = 1,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Checkpoint every N steps.")] = 100,
@@ -35,12 +39,14 @@ def train(
     stop_at: Annotated[int | None, typer.Option("--stop-at", help="End after step N with a checkpoint; --resume later.")] = None,
     show_config: Annotated[bool, typer.Option("--show-config", help="Print the resolved config and exit.")] = False,
 ) -> None:
-    """Pretrain SpectralEarth-FM (JEPA) on a release; resumable, torchrun-ready."""
+    """Pretrain SpectralEarth-FM (JEPA) on a release (or a SYNTHESIZED stream); resumable, torchrun-ready.
+
+    Writes encoder.pt (the EMA target encoder, for evaluate) and encoder_online.pt."""
     from spectralearth_model.train import TrainConfig
     from spectralearth_model.train import train as run_training
 
     cfg = TrainConfig.make(
-        release=release, out=out, preset=preset, steps=steps, batch_size=batch_size, workers=workers,
+        release=release, synthetic_cell_m=synthetic_cell_m, probe_every=probe_every, out=out, preset=preset, steps=steps, batch_size=batch_size, workers=workers,
         resume=resume, sensors=tuple(s.strip() for s in sensors.split(",")) if sensors else None,
         lr=lr, warmup_steps=warmup_steps, accum_steps=accum_steps, checkpoint_every=checkpoint_every,
         seed=seed, crop_m=crop_m, device=device, progress=progress, stop_at=stop_at,

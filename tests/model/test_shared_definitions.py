@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import spectralearth_data.catalog as catalog
-from spectralearth_data.masks import INVALID
+from spectralearth_data.masks import INVALID, MaskFlag
 from spectralearth_model import train
 from spectralearth_model.config import ModelConfig, sensor_input
 from spectralearth_model.evaluate import harness
@@ -64,6 +64,9 @@ def test_sensor_facts_come_from_the_catalog_cache(monkeypatch):
     assert asked == ["s2"] and s.n_bands == len(real("s2").usable_bands)
 
 
-def test_invalid_mask_bits_are_the_masks_invalid_flags(tiny_cfg):
-    assert tiny_cfg.invalid_mask_bits == int(INVALID)
-    assert ModelConfig.from_dict(tiny_cfg.to_dict()).invalid_mask_bits == int(INVALID)
+def test_invalid_mask_bits_are_the_masks_invalid_flags_plus_clouds_and_shadows(tiny_cfg):
+    """The model drops what the masks call invalid and, beyond that, clouds and their shadows
+    (they are not the surface, issue 17)."""
+    want = int(INVALID | MaskFlag.CLOUD | MaskFlag.CLOUD_SHADOW)
+    assert tiny_cfg.invalid_mask_bits == want
+    assert ModelConfig.from_dict(tiny_cfg.to_dict()).invalid_mask_bits == want
