@@ -64,7 +64,7 @@ def _check_writable(store: Path) -> None:
     ``os.access`` is not enough (it says yes to root and ignores read-only mounts), so a probe
     file is created and removed.
     """
-    probe = store / f".write-probe-{os.getpid()}"
+    probe = store / f".write-probe-{os.getpid()}-{threading.get_ident()}"  # writers may be threads of one process
     try:
         probe.touch()
         probe.unlink()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import uuid
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -336,7 +337,7 @@ def _execute(tasks, store, cfg, scheduler, workers, progress, summary) -> tuple[
         todo = iter(tasks)
 
         def submit(t: Task):
-            fut = client.submit(_guarded, t, str(store), cfg, key=f"tile-{t.sensor}-{t.shard}-{os.getpid()}", pure=False)
+            fut = client.submit(_guarded, t, str(store), cfg, key=f"tile-{t.batch}-{t.sensor}-{t.shard}-{os.getpid()}-{uuid.uuid4().hex[:8]}", pure=False)
             inflight.add(fut)
             return fut
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 
 import pytest
 
 from flows.curate import chunk_cells
 from flows.params import ParameterError, check_curate, default_release_id
-from flows.rebuild import weekly_release_id
 
 
 def test_demo_defaults_resolve_from_the_region_file():
@@ -52,11 +50,9 @@ def test_local_sources_and_lists_are_accepted():
     assert req.sensors == ("enmap", "s2")
 
 
-def test_release_ids_are_stable_per_region_and_week():
+def test_release_ids_are_stable_per_region():
     assert default_release_id("demo", 960) == "demo-960m"
     assert default_release_id("/data/regions/my farm.geojson", 3840) == "my-farm-3840m"
-    monday = datetime(2026, 11, 23, 3, tzinfo=UTC)
-    assert weekly_release_id("beauce-fr", 3840, monday) == "beauce-fr-3840m-2026w48"
 
 
 def test_chunks_cover_every_cell_once_in_order():
