@@ -84,7 +84,7 @@ def is_synthesized(root: dict, rows) -> bool:
     if root.get("synthesized"):
         return True
     ids = rows["scene_id"].astype(str) if len(rows) else []
-    return bool(len(ids)) and bool(ids.str.endswith("_SYNTH").any())
+    return bool(len(ids)) and bool(ids.str.endswith("_SYNTH").any())  # type: ignore[union-attr]
 
 
 def _make_version(loc: Location, parent: dict | None, parts, rows, root: dict, release_id: str) -> dict:

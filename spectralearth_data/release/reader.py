@@ -565,7 +565,7 @@ class Release:
             pair = (None, None)
             loc = self.location or location(self.path)
             if self.direct_reads and loc.local is not None:
-                pair = tuple(open_chunk_reader(loc.local / array_key(sensor, batch, v)) for v in ("data", "mask"))
+                pair = tuple(open_chunk_reader(loc.local / array_key(sensor, batch, v)) for v in ("data", "mask"))  # type: ignore[assignment]
             cache[key] = pair if pair[0] is not None and pair[1] is not None else None
         return cache[key]
 

@@ -22,6 +22,8 @@ print and store) and never written anywhere by this module.
 
 from __future__ import annotations
 
+import builtins
+
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -225,7 +227,7 @@ class Location:
             raise _translate(e, self, prefix) from e
         return sorted(out, key=lambda o: o.key)
 
-    def list_dirs(self, prefix: str = "") -> list[str]:
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:  # ``list`` is a method of this class
         """Names of the "folders" directly under ``prefix`` (a ``/``-terminated key prefix or
         ``""``): one delimiter listing, so a release's chunks are never listed to find its groups."""
         import obstore
@@ -266,7 +268,7 @@ def _retrying_zarr_store():
             attempt = 0
             while True:
                 try:
-                    await obs.put_async(self.store, key, buf, mode=mode)
+                    await obs.put_async(self.store, key, buf, mode=mode)  # type: ignore[arg-type]
                     return
                 except obs.exceptions.AlreadyExistsError:
                     if mode == "create":
@@ -331,8 +333,8 @@ def _remote(url: str, options: dict) -> Location:
         "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=15), "base": 2.0},
     }
     try:
-        store = from_url(url.rstrip("/"), config=options or None, client_options=client_options or None,
-                         retry_config=retry)
+        store = from_url(url.rstrip("/"), config=options or None,  # type: ignore[arg-type]
+                         client_options=client_options or None, retry_config=retry)  # type: ignore[arg-type]
     except Exception as e:
         raise ReleaseError(f"{safe_url(url)}: cannot open this location ({_first_line(e)}); "
                            "check the URL and the credentials in the environment") from None
