@@ -11,30 +11,21 @@ The lock is held on an open file descriptor of the ``<store>`` directory, so
 Readers (``validate``, loaders) never take it: committed data is immutable (see
 ``release/store.py``, "Commit protocol").
 
-Many writers (release layout 2): :func:`batch_lease` guards one *batch* of a release, on a local
-folder or an object store. It takes a lease object ``index/leases/<batch>.json`` with a
-conditional create (S3 ``If-None-Match``), refreshed by a heartbeat while the writer runs and
-deleted at the end; on a local folder it also holds a ``flock`` on ``index/leases/<batch>.lock``,
-so a writer killed with ``kill -9`` leaves no lease that blocks the next one. A lease whose holder
-is gone (its heartbeat expired, or its pid is dead on this host, or the flock is free) is taken
-over. Writers of different batches never conflict: there is no lock on the whole release.
+Many writers of one release (layout 2) take per-batch leases instead
+(:mod:`spectralearth_data.release.lease`), which use :func:`flock_held` and
+:func:`check_writable` of this module for their local ``flock``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import errno
 import fcntl
-import json
 import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from .errors import ReleaseError
 
@@ -42,8 +33,8 @@ from .errors import ReleaseError
 POLL_S = 0.2
 
 
-def _open_store_dir(store: Path) -> int:
-    """Create ``store`` if needed and open it for locking; unusable paths become ReleaseError."""
+def ensure_release_folder(store: Path) -> None:
+    """Create the release folder ``store`` if needed; unusable paths become one ReleaseError line."""
     try:
         store.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -52,13 +43,18 @@ def _open_store_dir(store: Path) -> int:
         raise ReleaseError(f"{store}: cannot create the release folder ({e.strerror})") from None
     if not store.is_dir():
         raise ReleaseError(f"{store}: exists and is not a folder; choose another release path")
+
+
+def _open_store_dir(store: Path) -> int:
+    """Create ``store`` if needed and open it for locking; unusable paths become ReleaseError."""
+    ensure_release_folder(store)
     try:
         return os.open(store, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
         raise ReleaseError(f"{store}: cannot open the release folder ({e.strerror})") from None
 
 
-def _check_writable(store: Path) -> None:
+def check_writable(store: Path) -> None:
     """Fail early (before any data is touched) when the release folder cannot be written.
 
     ``os.access`` is not enough (it says yes to root and ignores read-only mounts), so a probe
@@ -98,7 +94,7 @@ def release_lock(store: Path | str, wait_s: float = 0.0) -> Iterator[None]:
                         "wait for it to finish, then rerun (it resumes)"
                     ) from None
                 time.sleep(POLL_S)
-        _check_writable(store)
+        check_writable(store)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock
@@ -107,158 +103,12 @@ def release_lock(store: Path | str, wait_s: float = 0.0) -> Iterator[None]:
 def is_locked(store: Path | str) -> bool:
     """Whether some process holds the writer lock of ``store`` now (False if it does not exist)."""
     store = Path(store)
-    if not store.is_dir():
-        return False
-    fd = os.open(store, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return store.is_dir() and flock_held(store, os.O_RDONLY | os.O_DIRECTORY)
 
 
-#: Seconds a lease stays live without a heartbeat (override: ``SPECTRALEARTH_LEASE_TTL_S``).
-LEASE_TTL_S = 120.0
-
-
-def _lease_ttl() -> float:
-    try:
-        return float(os.environ.get("SPECTRALEARTH_LEASE_TTL_S", LEASE_TTL_S))
-    except ValueError:
-        return LEASE_TTL_S
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _lease_body(writer: str, ttl: float, info: dict[str, Any]) -> bytes:
-    now = time.time()
-    return json.dumps({
-        **info, "writer": writer, "host": socket.gethostname(), "pid": os.getpid(),
-        "created": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="seconds"),
-        "expires_unix": now + ttl, "ttl_s": ttl,
-    }, indent=2, sort_keys=True).encode()
-
-
-def _stale(holder: dict, flocked: bool) -> bool:
-    """Whether the lease ``holder`` wrote is no longer live."""
-    if flocked:  # we hold the batch's flock: its holder is dead (the kernel released it)
-        return True
-    if float(holder.get("expires_unix", 0)) < time.time():
-        return True
-    return holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1)))
-
-
-@contextlib.contextmanager
-def batch_lease(loc, batch: str, info: dict[str, Any] | None = None, key: str | None = None) -> Iterator[str]:
-    """Hold the writer lease of ``batch`` in the release at ``loc`` (a
-    :class:`~spectralearth_data.release.storage.Location`) for the block; yields the writer id.
-
-    :class:`ReleaseError` (naming the batch and its holder) when another live writer holds it.
-    """
-    from .release.storage import ObjectExists
-
-    key = key or f"index/leases/{batch}.json"
-    ttl = _lease_ttl()
-    writer = uuid.uuid4().hex
-    info = dict(info or {}, batch=batch)
-    fd = None
-    if loc.local is not None:
-        lock = loc.local / f"{key.removesuffix('.json')}.lock"
-        try:
-            lock.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise ReleaseError(f"{loc.url}: release folder is not writable ({e.strerror}): cannot create the writer "
-                               f"lease of batch {batch}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise ReleaseError(f"{loc.url}: another curate/tile run is writing batch {batch} of this release; "
-                                   "wait for it to finish, then rerun (it resumes)") from None
-            raise ReleaseError(f"{loc.url}: cannot lock batch {batch} ({e.strerror})") from None
-        _check_writable(loc.local)
-    stop = threading.Event()
-    beat = None
-    try:
-        for _ in range(3):
-            try:
-                loc.put(key, _lease_body(writer, ttl, info), exclusive=True)
-                break
-            except ObjectExists:
-                try:
-                    holder = json.loads(loc.get(key))
-                except FileNotFoundError:
-                    continue  # released meanwhile: try again
-                except ValueError:
-                    holder = {}
-                if not _stale(holder, fd is not None):
-                    left = max(0.0, float(holder.get("expires_unix", 0)) - time.time())
-                    raise ReleaseError(
-                        f"{loc.url}: another curate/tile run is writing batch {batch} (host "
-                        f"{holder.get('host')}, pid {holder.get('pid')}, lease live for {left:.0f} s more); "
-                        "wait for it to finish, then rerun (it resumes)") from None
-                loc.delete(key)  # a dead holder's lease: take it over (the create decides a race)
-        else:
-            raise ReleaseError(f"{loc.url}: could not take the writer lease of batch {batch}; rerun")
-
-        def heartbeat() -> None:
-            while not stop.wait(ttl / 3):
-                try:
-                    loc.put(key, _lease_body(writer, ttl, info))
-                except Exception:  # noqa: BLE001 - a missed beat; the next one retries
-                    pass
-
-        beat = threading.Thread(target=heartbeat, name=f"lease-{batch}", daemon=True)
-        beat.start()
-        yield writer
-    finally:
-        stop.set()
-        if beat is not None:
-            beat.join(timeout=5)
-            try:
-                holder = json.loads(loc.get(key))
-                if holder.get("writer") == writer:
-                    loc.delete(key)
-            except Exception:  # noqa: BLE001 - already gone, or unreadable: it expires by itself
-                pass
-        if fd is not None:
-            os.close(fd)
-
-
-def active_writers(loc) -> list[str]:
-    """Batches of the release at ``loc`` whose writer lease is live now (empty: no writer)."""
-    out = []
-    for o in loc.list("index/leases/"):
-        if not o.key.endswith(".json"):
-            continue
-        batch = o.key.rsplit("/", 1)[-1].removesuffix(".json")
-        try:
-            holder = json.loads(loc.get(o.key))
-        except (FileNotFoundError, ValueError):
-            continue
-        free = False
-        if loc.local is not None:  # the kernel's word beats the heartbeat's
-            lock = loc.local / o.key.replace(".json", ".lock")
-            free = lock.exists() and not _flocked(lock)
-        if not free and not _stale(holder, False):
-            out.append(batch)
-    return sorted(out)
-
-
-def _flocked(path: Path) -> bool:
-    fd = os.open(path, os.O_RDONLY)
+def flock_held(path: Path, flags: int = os.O_RDONLY) -> bool:
+    """Whether some process holds an exclusive ``flock`` on ``path`` now (probed without waiting)."""
+    fd = os.open(path, flags)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

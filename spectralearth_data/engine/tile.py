@@ -234,7 +234,7 @@ def tile(
     summary.batch = batch
     synthesized = "source" in plan.columns and bool((plan["source"].astype(str) == "demo").any())
     root = st.open_root(loc, cell_m, cfg.release_id, synthesized=synthesized)
-    from ..lock import batch_lease
+    from ..release.lease import batch_lease
 
     cfg_dict = _config_record(cfg)
     with batch_lease(loc, batch, {"partition": partition or "all", "config": cfg_dict,

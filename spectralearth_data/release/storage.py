@@ -307,14 +307,9 @@ def open_location(path_or_url: str | Path | Location, options: Mapping[str, Any]
 
         folder = Path(text).expanduser().absolute()
         if create:
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except FileExistsError:
-                raise ReleaseError(f"{folder}: exists and is not a folder; choose another release path") from None
-            except OSError as e:
-                raise ReleaseError(f"{folder}: cannot create the release folder ({e.strerror})") from None
-            if not folder.is_dir():
-                raise ReleaseError(f"{folder}: exists and is not a folder; choose another release path")
+            from ..lock import ensure_release_folder
+
+            ensure_release_folder(folder)
         elif not folder.is_dir():
             raise ReleaseError(f"{folder}: no such folder")
         return Location(str(folder), LocalStore(prefix=folder, mkdir=True), folder)

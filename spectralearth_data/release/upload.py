@@ -178,7 +178,8 @@ def upload(
 
 def _check_store(store: Path) -> dict:
     """The manifest of a published, quiet store; ReleaseError naming the store otherwise."""
-    from ..lock import active_writers, is_locked
+    from ..lock import is_locked
+    from .lease import active_writers
     from .storage import open_location
 
     if not (store / "zarr.json").is_file():

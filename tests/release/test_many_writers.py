@@ -137,7 +137,7 @@ def test_a_second_writer_of_the_same_batch_is_refused_and_a_resume_skips_everyth
     """Same plan + partition = same batch: while one holds the lease another is refused (on
     object storage: the lease object's conditional create); afterwards a rerun resumes."""
     from spectralearth_data.errors import ReleaseError
-    from spectralearth_data.lock import batch_lease
+    from spectralearth_data.release.lease import batch_lease
 
     plan_path, cells, want = plan
     store = f"s3://{s3.bucket()}/same.zarr"

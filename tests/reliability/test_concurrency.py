@@ -22,7 +22,7 @@ def _tile_args(plan, store):
 
 def test_a_held_lock_stops_a_second_writer_and_loses_nothing(demo, tmp_path):
     """The writer lease of the plan's batch (layout 2: one per batch) held by another writer."""
-    from spectralearth_data.lock import active_writers, batch_lease
+    from spectralearth_data.release.lease import active_writers, batch_lease
     from spectralearth_data.release.reader import part_paths
     from spectralearth_data.release.storage import open_location
 
@@ -91,7 +91,7 @@ def test_batch_leases_refuse_a_second_writer_of_a_batch_and_never_block_other_ba
     import json
     import os
 
-    from spectralearth_data.lock import active_writers, batch_lease
+    from spectralearth_data.release.lease import active_writers, batch_lease
     from spectralearth_data.release.storage import open_location
 
     loc = open_location(tmp_path / "r.zarr")
