@@ -393,7 +393,7 @@ def run_curate(req: CurateRequest, settings: FlowSettings) -> CurateResult:
 
 def _published_manifest(store: Path) -> Path | None:
     """The release manifest of ``store`` when it has been published, else None."""
-    from spectralearth_data.release.publish import MANIFEST
+    from spectralearth_data.release.layout import MANIFEST
 
     path = Path(store) / MANIFEST
     return path if path.exists() else None

@@ -5,6 +5,8 @@ and compressed. The writer (:mod:`.store`) creates arrays from it; the readers (
 
 from __future__ import annotations
 
+#: The release manifest (the latest published version; written by publish, checked by validate).
+MANIFEST = "release.json"
 PARTS_DIR = "index/patches"
 #: Writer leases (``<batch>.json``; locally also ``<batch>.lock`` for the ``flock``).
 LEASES_DIR = "index/leases"

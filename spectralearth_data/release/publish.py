@@ -25,11 +25,10 @@ from pathlib import Path
 from ..errors import ReleaseError
 from . import compact as cp
 from . import versions as vs
-from .layout import PARTS_DIR
+from .layout import MANIFEST, PARTS_DIR
 from .storage import Location, ObjectExists, open_location
 from .store import PIPELINE_VERSION
 
-MANIFEST = "release.json"
 #: Objects every publish rewrites: pointers to the latest version, part of no version.
 LATEST_POINTERS: tuple[str, ...] = (MANIFEST, "stac/collection.json", "stac/items.parquet", "croissant.json",
                                     "README.md")

@@ -44,8 +44,7 @@ from ..credentials import env_secrets, redact, redact_url, secret_values
 from ..errors import InputDataError, ReleaseError
 from ..progress import progress_bar
 from . import reader
-from .publish import MANIFEST
-from .layout import LOCATIONS, PARTS_DIR
+from .layout import LOCATIONS, MANIFEST, PARTS_DIR
 
 #: Files at most this big are compared byte for byte with the remote copy (metadata, index
 #: parts, the manifest); bigger ones, and all chunks, by size only.

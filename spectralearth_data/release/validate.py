@@ -85,7 +85,7 @@ def _check_manifest(store: Path, parts: list[str], hashes: list[str]) -> list[st
     import hashlib
     import json
 
-    from .publish import MANIFEST
+    from .layout import MANIFEST
 
     path = store / MANIFEST
     if not path.exists():
